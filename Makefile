@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each sets up .venv itself.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEMO   := work/demo
+
+.PHONY: demo test install data bench accuracy clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall when the package's metadata changes; the package itself is installed editable.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	rm -rf $(DEMO)
+	$(BIN)/spamclf preprocess --data data/sample --out $(DEMO)/split --seed 1 -q
+	$(BIN)/spamclf train --data $(DEMO)/split/train.jsonl --models $(DEMO)/models -q > $(DEMO)/train.json
+	@echo "== evaluation on the held-out test split =="
+	$(BIN)/spamclf evaluate --models $(DEMO)/models --data $(DEMO)/split/test.jsonl -q
+	@echo "== a few predictions =="
+	$(BIN)/spamclf predict --models $(DEMO)/models data/sample/spam/spam-2_00332.2b6d5012de45ae27edbda7f94c54636e.txt data/sample/spam/spam-1_00001.7848dde101aa985090474a91ec93fcf0.txt data/sample/ham/hard-ham-1_00057.ccb4ce3e080b3a2957b7b257d85b850c.txt data/sample/ham/easy-ham-1_00001.7c53336b37003a9286aba55d2945844c.txt
+
+test: install
+	$(BIN)/python -m pytest -q
+
+data: install
+	$(BIN)/python -m spamclf.corpus fetch data/spamassassin
+
+clean:
+	rm -rf $(VENV) work *.egg-info .pytest_cache

@@ -1,0 +1,35 @@
+"""spamclf: a spam classifier for e-mail -- TF-IDF features and a Keras dense network.
+
+Python API (the CLI calls the same functions)::
+
+    import spamclf
+    spamclf.train(["data/sample"], "models/demo", config="configs/smoke.yaml")
+    clf = spamclf.load("models/demo")
+    for row in clf.predict(["inbox/"]):
+        print(row.path, row.score, row.label)
+    report = spamclf.evaluate("models/demo", ["data/sample"])
+"""
+
+__version__ = "0.1.0"
+
+_API = {
+    "train": ("training", "train"),
+    "evaluate": ("evaluation", "evaluate"),
+    "preprocess": ("preprocess", "preprocess"),
+    "load": ("prediction", "load"),
+    "Classifier": ("prediction", "Classifier"),
+    "load_config": ("config", "load_config"),
+    "extract": ("extract", "extract"),
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name):
+    # Imported on first use: `import spamclf` stays cheap, and classifying never pulls in TensorFlow.
+    if name in _API:
+        import importlib
+
+        module, attr = _API[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
+    raise AttributeError(f"module 'spamclf' has no attribute {name!r}")

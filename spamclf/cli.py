@@ -1,0 +1,189 @@
+"""The ``spamclf`` command line: each command turns options into one library call and prints its result.
+
+Results go to stdout, logs and progress to stderr. Exit status: 0 success, 1 bad input
+or data, 2 usage error (Click), 3 a models directory that cannot be used or an input
+that could not be read.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from . import __version__
+from .errors import SpamclfError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class SpamclfGroup(click.Group):
+    """Turns library errors into one line on stderr and their exit status, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SpamclfError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+
+
+def data_option(f):
+    return click.option(
+        "--data",
+        "data",
+        multiple=True,
+        required=True,
+        metavar="SRC",
+        help="Labelled data: a folder with spam/ and ham/ subfolders, or a file written by 'preprocess'. Repeatable.",
+    )(f)
+
+
+def config_options(f):
+    f = click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override one config key, e.g. --set train.epochs=3. Repeatable.",
+    )(f)
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="YAML config file (default: the built-in best settings, as in configs/default.yaml).",
+    )(f)
+
+
+def quiet_option(f):
+    return click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")(f)
+
+
+@click.group(cls=SpamclfGroup, context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="spamclf")
+def main():
+    """spamclf: train a spam filter on your own mail, evaluate it, and classify messages.
+
+    \b
+    Example:
+      spamclf train --data data/sample --models models/demo
+      spamclf evaluate --models models/demo --data data/sample
+      spamclf predict --models models/demo ~/Mail/inbox
+    """
+
+
+@main.command(context_settings=CONTEXT)
+@data_option
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for train.jsonl, test.jsonl, stats.json.")
+@click.option("--test-size", default=0.2, show_default=True, type=float, help="Fraction of each class held out for testing.")
+@click.option("--seed", default=42, show_default=True, type=int, help="Seed of the split: the same seed gives the same split.")
+@config_options
+@quiet_option
+def preprocess(data, out, test_size, seed, config_path, overrides, quiet):
+    """Read and extract mail once; write a stratified, seeded train/test split.
+
+    Prints the stats (messages per label, duplicates dropped, messages skipped and why)
+    as JSON, and writes them to OUT/stats.json.
+
+    \b
+    Example:
+      spamclf preprocess --data data/sample --out work/split --test-size 0.2 --seed 1
+      spamclf train --data work/split/train.jsonl --models models/demo
+    """
+    from .config import load_config
+    from .extract import ExtractOptions
+    from .preprocess import preprocess as run
+
+    options = ExtractOptions.from_config(load_config(config_path, overrides))
+    stats = run(list(data), out, test_size=test_size, seed=seed, options=options, progress=not quiet)
+    skipped = stats.pop("skipped_messages")
+    for entry in skipped:
+        click.echo(f"skipped {entry['path']}: {entry['reason']}", err=True)
+    click.echo(json.dumps(stats, indent=2))
+
+
+@main.command(context_settings=CONTEXT)
+@data_option
+@click.option("--models", "models_dir", required=True, type=click.Path(file_okay=False), help="Models directory to write.")
+@config_options
+@click.option("--force", is_flag=True, help="Replace an existing models directory (atomically).")
+@quiet_option
+def train(data, models_dir, config_path, overrides, force, quiet):
+    """Train a spam filter on labelled mail and save it to a models directory.
+
+    Fits TF-IDF on the training messages, trains the dense network with a validation
+    split and early stopping, picks the decision threshold on the validation data, and
+    writes the bundle. Prints a JSON summary on stdout.
+
+    \b
+    Example:
+      spamclf train --data data/sample --models models/demo --config configs/smoke.yaml
+      spamclf train --data data/spamassassin --models models/sa --set train.epochs=5
+    """
+    from .training import train as run
+
+    summary = run(list(data), models_dir, config=config_path, overrides=overrides, force=force, progress=not quiet)
+    skipped = summary["data"].pop("skipped_messages")
+    for entry in skipped:
+        click.echo(f"skipped {entry['path']}: {entry['reason']}", err=True)
+    summary.pop("history")
+    click.echo(json.dumps(summary, indent=2))
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--models", "models_dir", required=True, type=click.Path(), help="Models directory written by 'train'.")
+@data_option
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None, help="Decision threshold (default: the bundle's).")
+@quiet_option
+def evaluate(models_dir, data, as_json, threshold, quiet):
+    """Measure a trained filter on labelled mail.
+
+    Reports accuracy, precision, recall, F1, ROC AUC, the false-positive rate (ham marked
+    spam) and the confusion matrix.
+
+    \b
+    Example:
+      spamclf evaluate --models models/demo --data work/split/test.jsonl
+      spamclf evaluate --models models/demo --data data/sample --json
+    """
+    from .evaluation import evaluate as run
+    from .output import format_metrics
+
+    result = run(models_dir, list(data), threshold=threshold, progress=not quiet)
+    click.echo(json.dumps(result) if as_json else format_metrics(result))
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--models", "models_dir", required=True, type=click.Path(), help="Models directory written by 'train'.")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "jsonl"]), default="table", show_default=True)
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None, help="Decision threshold (default: the bundle's).")
+def predict(models_dir, inputs, fmt, threshold):
+    """Classify message files, or every file in folders (recursive).
+
+    Writes one row per input file, in a stable order: path, spam probability (score)
+    and label (spam or ham). An unreadable input gets a row with an error. Exit status
+    0 when every input was scored, 3 when any could not be read.
+
+    \b
+    Example:
+      spamclf predict --models models/demo data/sample/spam
+      spamclf predict --models models/demo --format jsonl message.eml
+    """
+    from .output import write_predictions
+    from .prediction import Classifier
+    from .sources import SkipLog
+
+    clf = Classifier.load(models_dir)
+    skips = SkipLog()
+    counts = write_predictions(clf.predict(inputs, threshold=threshold, skips=skips), fmt, sys.stdout)
+    note = f", {len(skips.skipped)} hidden or backup files skipped" if skips.skipped else ""
+    click.echo(f"{counts['scored']} scored, {counts['failed']} failed{note}", err=True)
+    if counts["failed"]:
+        sys.exit(3)

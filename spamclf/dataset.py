@@ -1,0 +1,129 @@
+"""Labelled data in memory: read every source, extract each message once, drop exact duplicates.
+
+Only the extracted text is kept (bounded per message); raw messages stream through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+from .errors import DataError
+from .extract import ExtractOptions, extract
+from .progress import counting
+from .sources import LABELS, SkipLog, iter_labelled
+
+
+def message_digest(raw: bytes) -> str:
+    """SHA-256 of a message without its mbox envelope line, so re-delivered copies match."""
+    if raw.startswith(b"From "):
+        newline = raw.find(b"\n")
+        raw = raw[newline + 1 :] if newline >= 0 else b""
+    return hashlib.sha256(raw).hexdigest()
+
+
+@dataclass
+class LabelledData:
+    paths: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)
+    skips: SkipLog = field(default_factory=SkipLog)
+    duplicates: int = 0
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def y(self) -> np.ndarray:
+        return np.asarray(self.labels, dtype=np.int64)
+
+    def subset(self, index: Iterable[int]) -> "LabelledData":
+        index = list(index)
+        return LabelledData(
+            paths=[self.paths[i] for i in index],
+            texts=[self.texts[i] for i in index],
+            labels=[self.labels[i] for i in index],
+            digests=[self.digests[i] for i in index],
+        )
+
+    def counts(self) -> dict[str, int]:
+        y = self.y
+        return {name: int(np.sum(y == i)) for i, name in enumerate(LABELS)}
+
+    def fingerprint(self) -> str:
+        """SHA-256 over the sorted (digest, label) pairs: the same messages give the same fingerprint."""
+        h = hashlib.sha256()
+        for digest, label in sorted(zip(self.digests, self.labels)):
+            h.update(f"{digest}:{label}\n".encode())
+        return h.hexdigest()
+
+    def stats(self) -> dict:
+        return {
+            "messages": len(self),
+            "per_label": self.counts(),
+            "duplicates_dropped": self.duplicates,
+            "skipped": len(self.skips.skipped),
+            "skipped_by_reason": self.skips.counts(),
+            "skipped_messages": self.skips.skipped,
+        }
+
+
+def load_labelled(
+    sources: Iterable[str], options: ExtractOptions, progress: bool = True, dedupe: bool = True
+) -> LabelledData:
+    """Read, extract and label every message of ``sources``; unreadable ones are logged, duplicates dropped."""
+    sources = list(sources)
+    if not sources:
+        raise DataError("no data given: pass --data with a labelled folder or a preprocessed file")
+    data = LabelledData()
+    seen: dict[str, int] = {}
+    for item in counting(iter_labelled(sources, options.max_bytes, data.skips, options.__dict__), "reading", progress):
+        if item.error:
+            data.skips.add(item.path, f"unreadable: {item.error}")
+            continue
+        if item.text is not None:
+            text, digest = item.text, item.sha256 or hashlib.sha256(item.text.encode()).hexdigest()
+        else:
+            text, digest = extract(item.raw, options), message_digest(item.raw)
+        if dedupe and digest in seen:
+            data.duplicates += 1
+            if data.labels[seen[digest]] != item.label:
+                data.skips.add(item.path, f"duplicate of {data.paths[seen[digest]]} with the other label")
+            continue
+        seen[digest] = len(data.texts)
+        data.paths.append(item.path)
+        data.texts.append(text)
+        data.labels.append(int(item.label))
+        data.digests.append(digest)
+    return data
+
+
+def require_trainable(data: LabelledData, what: str = "training") -> None:
+    """Refuse data a classifier cannot learn from: empty, or a single class."""
+    if len(data) == 0:
+        raise DataError(f"no messages to use for {what}: the data sources hold no readable messages")
+    counts = data.counts()
+    missing = [name for name, n in counts.items() if n == 0]
+    if missing:
+        raise DataError(f"{what} needs both spam and ham messages; found no {missing[0]} ({counts})")
+
+
+def stratified_split(labels: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test indices with each class split in the same proportion, reproducibly for ``seed``."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for cls in (0, 1):
+        idx = np.flatnonzero(labels == cls)
+        idx = idx[rng.permutation(len(idx))]
+        n_test = int(round(len(idx) * test_size))
+        if len(idx) >= 2:
+            n_test = min(max(n_test, 1), len(idx) - 1)
+        else:
+            n_test = 0
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))

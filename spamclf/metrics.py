@@ -1,0 +1,71 @@
+"""Classification metrics in NumPy: what ``evaluate`` reports and ``train`` records."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> list[list[int]]:
+    """``[[tn, fp], [fn, tp]]``: rows are the true class (ham, spam), columns the predicted one."""
+    y_true = np.asarray(y_true).astype(int)
+    y_pred = np.asarray(y_pred).astype(int)
+    return [[int(np.sum((y_true == t) & (y_pred == p))) for p in (0, 1)] for t in (0, 1)]
+
+
+def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float | None:
+    """Area under the ROC curve (the Mann-Whitney statistic, ties counted half); None for one class."""
+    y_true = np.asarray(y_true).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    n_pos, n_neg = int(y_true.sum()), int((~y_true).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = scores[order]
+    ranks = np.empty(len(scores), dtype=np.float64)
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    avg = first + (counts + 1) / 2.0
+    ranks[order] = np.repeat(avg, counts)
+    return float((ranks[y_true].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den else 0.0
+
+
+def classification_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """Accuracy, precision, recall, F1, ROC AUC, false-positive rate and the confusion matrix at ``threshold``."""
+    y_true = np.asarray(y_true).astype(int)
+    scores = np.asarray(scores, dtype=np.float64)
+    y_pred = (scores >= threshold).astype(int)
+    (tn, fp), (fn, tp) = confusion(y_true, y_pred)
+    precision = _ratio(tp, tp + fp)
+    recall = _ratio(tp, tp + fn)
+    return {
+        "n": int(len(y_true)),
+        "threshold": float(threshold),
+        "accuracy": _ratio(tp + tn, len(y_true)),
+        "precision": precision,
+        "recall": recall,
+        "f1": _ratio(2 * precision * recall, precision + recall),
+        "roc_auc": roc_auc(y_true, scores),
+        "false_positive_rate": _ratio(fp, fp + tn),
+        "false_negative_rate": _ratio(fn, fn + tp),
+        "confusion_matrix": [[tn, fp], [fn, tp]],
+    }
+
+
+def threshold_for_fpr(y_true: np.ndarray, scores: np.ndarray, target_fpr: float) -> float:
+    """The lowest threshold whose false-positive rate on these scores is at most ``target_fpr``.
+
+    Ham scoring at or above the threshold counts as a false positive, so the answer sits just
+    above the ham score that would otherwise push the rate past the target.
+    """
+    y_true = np.asarray(y_true).astype(bool)
+    ham = np.sort(np.asarray(scores, dtype=np.float64)[~y_true])[::-1]
+    if ham.size == 0:
+        return 0.5
+    allowed = int(np.floor(target_fpr * ham.size + 1e-9))  # ham messages that may score above it
+    if allowed >= ham.size:
+        return 0.0
+    return float(np.nextafter(np.float32(ham[allowed]), np.float32(np.inf)))

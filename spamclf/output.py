@@ -1,0 +1,56 @@
+"""Writing results: prediction rows as table, CSV or JSON Lines; metrics as a table."""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import IO, Iterable
+
+from .prediction import Prediction
+
+FORMATS = ("table", "csv", "jsonl")
+FIELDS = ("path", "score", "label", "error")
+
+
+def write_predictions(rows: Iterable[Prediction], fmt: str, out: IO[str]) -> dict[str, int]:
+    """Stream ``rows`` to ``out`` as they come; return counts of scored and failed rows."""
+    counts = {"scored": 0, "failed": 0}
+    writer = None
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+        writer.writeheader()
+    elif fmt == "table":
+        out.write(f"{'LABEL':<6} {'SCORE':>8}  PATH\n")
+    for row in rows:
+        counts["failed" if row.error else "scored"] += 1
+        if fmt == "jsonl":
+            out.write(json.dumps(row.as_dict(), ensure_ascii=False) + "\n")
+        elif fmt == "csv":
+            d = row.as_dict()
+            writer.writerow({**d, "score": "" if row.score is None else f"{row.score:.6f}", "error": d["error"] or ""})
+        elif row.error:
+            out.write(f"{'ERROR':<6} {'-':>8}  {row.path}  ({row.error})\n")
+        else:
+            out.write(f"{row.label:<6} {row.score:>8.4f}  {row.path}\n")
+    return counts
+
+
+def format_metrics(m: dict) -> str:
+    """A readable table of evaluation metrics and the confusion matrix."""
+    (tn, fp), (fn, tp) = m["confusion_matrix"]
+    auc = "n/a" if m.get("roc_auc") is None else f"{m['roc_auc']:.4f}"
+    lines = [
+        f"messages             {m['n']}",
+        f"threshold            {m['threshold']:.4f}",
+        f"accuracy             {m['accuracy']:.4f}",
+        f"precision            {m['precision']:.4f}",
+        f"recall               {m['recall']:.4f}",
+        f"f1                   {m['f1']:.4f}",
+        f"roc_auc              {auc}",
+        f"false_positive_rate  {m['false_positive_rate']:.4f}  (ham marked spam)",
+        "",
+        "confusion matrix     predicted ham  predicted spam",
+        f"  actual ham         {tn:>13}  {fp:>14}",
+        f"  actual spam        {fn:>13}  {tp:>14}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""``spamclf train``: labelled data in, a verified models directory out."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .bundle import (
+    CONFIG_FILE,
+    CURVES_FILE,
+    HISTORY_FILE,
+    IDF_FILE,
+    METADATA_FILE,
+    MODEL_FILE,
+    VOCAB_FILE,
+    WEIGHTS_FILE,
+    save_weights,
+    write_bundle,
+    write_json,
+)
+from .config import load_config
+from .dataset import load_labelled, require_trainable, stratified_split
+from .errors import BundleError
+from .extract import ExtractOptions
+from .features import TfidfFeatures
+from .metrics import classification_metrics, threshold_for_fpr
+from .scorer import forward
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "spamclf": __version__}
+    for name in ("tensorflow", "tensorflow-cpu", "keras", "scikit-learn", "numpy", "scipy"):
+        try:
+            out[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def choose_threshold(y_val: np.ndarray, val_scores: np.ndarray, train_cfg: dict) -> float:
+    """The decision threshold: ``min_threshold``, raised if needed to keep validation FPR at ``target_fpr``."""
+    threshold = train_cfg["min_threshold"]
+    if train_cfg["target_fpr"] is not None:
+        threshold = max(threshold, threshold_for_fpr(y_val, val_scores, train_cfg["target_fpr"]))
+    return float(min(threshold, 0.999999))
+
+
+def train(
+    data: list[str] | tuple[str, ...],
+    models_dir: str | Path,
+    config: str | Path | dict | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    force: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Train on labelled ``data`` and save the bundle to ``models_dir``. Returns a summary dict.
+
+    ``config`` is a YAML path, an already resolved dict, or None for the defaults; ``overrides``
+    are ``section.key=value`` strings applied on top.
+    """
+    cfg = config if isinstance(config, dict) else load_config(config, overrides)
+    models_dir = Path(models_dir)
+    if models_dir.exists() and not force:  # fail before the expensive part, not after it
+        raise BundleError(f"models directory {models_dir} already exists; use --force to replace it")
+
+    dataset = load_labelled(data, ExtractOptions.from_config(cfg), progress=progress)
+    require_trainable(dataset)
+    labels = dataset.y
+    if len(dataset) < 4 or min(np.bincount(labels, minlength=2)) < 2:
+        from .errors import DataError
+
+        raise DataError(f"too few messages to train and validate: {dataset.counts()}; need at least 2 of each class")
+    fit_idx, val_idx = stratified_split(labels, cfg["train"]["validation_split"], cfg["train"]["seed"])
+
+    features = TfidfFeatures.from_config(cfg).fit(dataset.texts)
+    x = features.transform(dataset.texts)
+    x_fit, x_val, y_fit, y_val = x[fit_idx], x[val_idx], labels[fit_idx], labels[val_idx]
+
+    from .network import dense_weights, fit
+
+    model, history = fit(x_fit, y_fit, x_val, y_val, cfg, progress=progress)
+    layers = dense_weights(model)
+    val_scores = forward(x_val, layers)
+    threshold = choose_threshold(y_val, val_scores, cfg["train"])
+    val_metrics = classification_metrics(y_val, val_scores, threshold)
+
+    metadata = {
+        "threshold": threshold,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "spamclf_version": __version__,
+        "versions": package_versions(),
+        "data": {
+            "sources": [str(s) for s in data],
+            "fingerprint": dataset.fingerprint(),
+            **dataset.stats(),
+            "train_messages": int(len(fit_idx)),
+            "validation_messages": int(len(val_idx)),
+        },
+        "n_features": features.n_features,
+        "epochs_run": len(history.get("loss", [])),
+        "validation_metrics": val_metrics,
+    }
+    metadata["data"].pop("skipped_messages")  # the full list is returned, not stored in every bundle
+
+    def fill(folder: Path) -> None:
+        model.save(folder / MODEL_FILE)
+        save_weights(folder / WEIGHTS_FILE, layers)
+        features.save(folder / VOCAB_FILE, folder / IDF_FILE)
+        write_json(folder / CONFIG_FILE, cfg)
+        write_json(folder / METADATA_FILE, metadata)
+        write_json(folder / HISTORY_FILE, history)
+        from .plots import learning_curves
+
+        learning_curves(history, folder / CURVES_FILE)
+
+    write_bundle(models_dir, fill, force=force)
+    return {
+        "models_dir": str(models_dir),
+        "threshold": threshold,
+        "n_features": features.n_features,
+        "epochs_run": metadata["epochs_run"],
+        "data": {**dataset.stats(), "fingerprint": metadata["data"]["fingerprint"]},
+        "validation_metrics": val_metrics,
+        "history": history,
+    }

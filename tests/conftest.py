@@ -1,0 +1,42 @@
+"""Shared fixtures: the repository's paths and one real smoke model trained per test session."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "sample"
+SMOKE = ROOT / "configs" / "smoke.yaml"
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def sample() -> Path:
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def smoke_config() -> Path:
+    return SMOKE
+
+
+@pytest.fixture(scope="session")
+def smoke_models(tmp_path_factory) -> Path:
+    """A real Keras model (smoke config) trained on data/sample, shared by the tests that only read it."""
+    import spamclf
+
+    out = tmp_path_factory.mktemp("bundle") / "models"
+    spamclf.train([str(SAMPLE)], out, config=SMOKE, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def smoke_summary(smoke_models) -> dict:
+    return json.loads((smoke_models / "metadata.json").read_text())
