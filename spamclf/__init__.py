@@ -19,7 +19,6 @@ _API = {
     "load": ("prediction", "load"),
     "Classifier": ("prediction", "Classifier"),
     "load_config": ("config", "load_config"),
-    "extract": ("extract", "extract"),
 }
 
 __all__ = ["__version__", *_API]

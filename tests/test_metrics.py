@@ -1,0 +1,48 @@
+"""Metrics agree with scikit-learn's, and thresholds meet their false-positive target."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from spamclf.metrics import classification_metrics, roc_auc, threshold_for_fpr
+
+
+@pytest.fixture
+def scored():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 500)
+    scores = np.clip(y * 0.4 + rng.normal(0.3, 0.2, 500), 0, 1).round(2)  # rounding makes ties
+    return y, scores
+
+
+def test_metrics_match_sklearn(scored):
+    y, scores = scored
+    m = classification_metrics(y, scores, 0.5)
+    pred = (scores >= 0.5).astype(int)
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert m["precision"] == pytest.approx(skm.precision_score(y, pred))
+    assert m["recall"] == pytest.approx(skm.recall_score(y, pred))
+    assert m["f1"] == pytest.approx(skm.f1_score(y, pred))
+    assert m["roc_auc"] == pytest.approx(skm.roc_auc_score(y, scores))
+    assert m["confusion_matrix"] == skm.confusion_matrix(y, pred).tolist()
+    (tn, fp), _ = m["confusion_matrix"]
+    assert m["false_positive_rate"] == pytest.approx(fp / (fp + tn))
+    assert m["n"] == 500
+
+
+def test_auc_of_one_class_is_none():
+    assert roc_auc(np.ones(4), np.array([0.1, 0.2, 0.3, 0.4])) is None
+
+
+@pytest.mark.parametrize("target", [0.0, 0.01, 0.05, 0.2])
+def test_threshold_for_fpr_meets_target(scored, target):
+    y, scores = scored
+    t = threshold_for_fpr(y, scores, target)
+    ham = scores[y == 0]
+    assert np.mean(ham >= t) <= target + 1e-12
+    # and it is the lowest such threshold: the next lower ham score would break the target
+    below = ham[ham < t]
+    if below.size:
+        assert np.mean(ham >= below.max()) > target
