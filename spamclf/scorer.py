@@ -10,13 +10,18 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def forward(x: sp.csr_matrix, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Spam probabilities for the rows of ``x``: ReLU on every hidden layer, sigmoid on the last."""
+def logits(x: sp.csr_matrix, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The output layer's pre-sigmoid values (float64) for the rows of ``x``: ReLU on every hidden layer."""
     h = x
     for i, (kernel, bias) in enumerate(layers):
         h = h @ kernel  # sparse @ dense -> dense: only the first layer sees the sparse input
         h = np.asarray(h, dtype=np.float32) + bias
         if i < len(layers) - 1:
             np.maximum(h, 0.0, out=h)
-    z = h[:, 0].astype(np.float64)
+    return h[:, 0].astype(np.float64)
+
+
+def forward(x: sp.csr_matrix, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Spam probabilities for the rows of ``x``."""
+    z = logits(x, layers)
     return (np.exp(-np.logaddexp(0.0, -z))).astype(np.float32)  # a sigmoid that never overflows
