@@ -140,8 +140,21 @@ def train(data, models_dir, config_path, overrides, force, quiet):
 @data_option
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None, help="Decision threshold (default: the bundle's).")
+@click.option(
+    "--target-fpr",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=None,
+    help="Also print the threshold that keeps the false-positive rate on this data at most this (e.g. 0.001).",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write metrics.json, confusion matrix, misclassified messages, PNG plots and report.html here.",
+)
 @quiet_option
-def evaluate(models_dir, data, as_json, threshold, quiet):
+def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, quiet):
     """Measure a trained filter on labelled mail.
 
     Reports accuracy, precision, recall, F1, ROC AUC, the false-positive rate (ham marked
@@ -151,12 +164,15 @@ def evaluate(models_dir, data, as_json, threshold, quiet):
     Example:
       spamclf evaluate --models models/demo --data work/split/test.jsonl
       spamclf evaluate --models models/demo --data data/sample --json
+      spamclf evaluate --models models/demo --data test.jsonl --target-fpr 0.001 --report work/report
     """
     from .evaluation import evaluate as run
     from .output import format_metrics
 
-    result = run(models_dir, list(data), threshold=threshold, progress=not quiet)
+    result = run(models_dir, list(data), threshold=threshold, target_fpr=target_fpr, report_dir=report_dir, progress=not quiet)
     click.echo(json.dumps(result) if as_json else format_metrics(result))
+    if report_dir and not as_json:
+        click.echo(f"report written to {result['report']['html']}", err=True)
 
 
 @main.command(context_settings=CONTEXT)
@@ -164,7 +180,14 @@ def evaluate(models_dir, data, as_json, threshold, quiet):
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "jsonl"]), default="table", show_default=True)
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None, help="Decision threshold (default: the bundle's).")
-def predict(models_dir, inputs, fmt, threshold):
+@click.option(
+    "--explain",
+    type=click.IntRange(0),
+    default=0,
+    metavar="N",
+    help="Name the N tokens that pushed each score most towards spam and towards ham.",
+)
+def predict(models_dir, inputs, fmt, threshold, explain):
     """Classify message files, or every file in folders (recursive).
 
     Writes one row per input file, in a stable order: path, spam probability (score)
@@ -175,6 +198,7 @@ def predict(models_dir, inputs, fmt, threshold):
     Example:
       spamclf predict --models models/demo data/sample/spam
       spamclf predict --models models/demo --format jsonl message.eml
+      spamclf predict --models models/demo --explain 5 suspicious.eml
     """
     from .output import write_predictions
     from .prediction import Classifier
@@ -182,7 +206,8 @@ def predict(models_dir, inputs, fmt, threshold):
 
     clf = Classifier.load(models_dir)
     skips = SkipLog()
-    counts = write_predictions(clf.predict(inputs, threshold=threshold, skips=skips), fmt, sys.stdout)
+    rows = clf.predict(inputs, threshold=threshold, skips=skips, explain=explain)
+    counts = write_predictions(rows, fmt, sys.stdout, explain=bool(explain))
     note = f", {len(skips.skipped)} hidden or backup files skipped" if skips.skipped else ""
     click.echo(f"{counts['scored']} scored, {counts['failed']} failed{note}", err=True)
     if counts["failed"]:

@@ -5,18 +5,44 @@ from __future__ import annotations
 from pathlib import Path
 
 from .dataset import load_labelled, require_trainable
-from .metrics import classification_metrics
+from .metrics import classification_metrics, threshold_for_fpr
 from .prediction import Classifier
 
 
-def evaluate(models_dir: str | Path, data: list[str] | tuple[str, ...], threshold: float | None = None, progress: bool = True) -> dict:
-    """Metrics of the bundle in ``models_dir`` on labelled ``data``, at its saved threshold unless given one."""
+def evaluate(
+    models_dir: str | Path,
+    data: list[str] | tuple[str, ...],
+    threshold: float | None = None,
+    target_fpr: float | None = None,
+    report_dir: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Metrics of the bundle in ``models_dir`` on labelled ``data``, at its saved threshold unless given one.
+
+    ``target_fpr``: also find the threshold that keeps the false-positive rate on this data at
+    most that (``at_target_fpr`` in the result). ``report_dir``: write the full report there.
+    """
     clf = Classifier.load(models_dir)
     dataset = load_labelled(data, clf.options, progress=progress, dedupe=False)
     require_trainable(dataset, "evaluation")
     scores = clf.score_texts(dataset.texts)
-    result = classification_metrics(dataset.y, scores, clf.threshold if threshold is None else threshold)
+    y = dataset.y
+    result = classification_metrics(y, scores, clf.threshold if threshold is None else threshold)
+    if target_fpr is not None:
+        t = threshold_for_fpr(y, scores, target_fpr)
+        at = classification_metrics(y, scores, t)
+        result["at_target_fpr"] = {
+            "target_fpr": target_fpr,
+            "threshold": t,
+            "false_positive_rate": at["false_positive_rate"],
+            "recall": at["recall"],
+            "accuracy": at["accuracy"],
+        }
     result["skipped"] = len(dataset.skips.skipped)
     result["models_dir"] = str(models_dir)
     result["bundle_id"] = clf.bundle.bundle_id
+    if report_dir is not None:
+        from .report import write_report
+
+        result["report"] = write_report(report_dir, result, dataset.paths, y, scores)
     return result

@@ -69,3 +69,34 @@ def threshold_for_fpr(y_true: np.ndarray, scores: np.ndarray, target_fpr: float)
     if allowed >= ham.size:
         return 0.0
     return float(np.nextafter(np.float32(ham[allowed]), np.float32(np.inf)))
+
+
+def roc_points(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, thresholds) at every distinct score, from the strictest threshold to the loosest."""
+    y_true = np.asarray(y_true).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], y_true[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1] if len(s) else np.zeros(0, int)
+    tp = np.cumsum(y)[last_of_tie]
+    fp = np.cumsum(~y)[last_of_tie]
+    tpr = np.r_[0.0, tp / max(int(y.sum()), 1)]
+    fpr = np.r_[0.0, fp / max(int((~y).sum()), 1)]
+    return fpr, tpr, np.r_[np.inf, s[last_of_tie]]
+
+
+def pr_points(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(recall, precision) at every distinct score threshold."""
+    y_true = np.asarray(y_true).astype(bool)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="mergesort")
+    y = y_true[order]
+    tp = np.cumsum(y)
+    predicted = np.arange(1, len(y) + 1)
+    return tp / max(int(y.sum()), 1), tp / predicted
+
+
+def metrics_by_threshold(y_true: np.ndarray, scores: np.ndarray, thresholds: np.ndarray) -> dict[str, list[float]]:
+    """Accuracy, precision, recall and false-positive rate at each of ``thresholds``."""
+    rows = [classification_metrics(y_true, scores, float(t)) for t in thresholds]
+    keys = ("accuracy", "precision", "recall", "false_positive_rate")
+    return {"threshold": [float(t) for t in thresholds], **{k: [r[k] for r in rows] for k in keys}}

@@ -12,12 +12,22 @@ FORMATS = ("table", "csv", "jsonl")
 FIELDS = ("path", "score", "label", "error")
 
 
-def write_predictions(rows: Iterable[Prediction], fmt: str, out: IO[str]) -> dict[str, int]:
-    """Stream ``rows`` to ``out`` as they come; return counts of scored and failed rows."""
+def _tokens(explanation: dict | None, side: str) -> str:
+    """``token:+0.123 other:+0.045`` for one side of an explanation."""
+    return " ".join(f"{tok}:{w:+.3f}" for tok, w in (explanation or {}).get(side, []))
+
+
+def write_predictions(rows: Iterable[Prediction], fmt: str, out: IO[str], explain: bool = False) -> dict[str, int]:
+    """Stream ``rows`` to ``out`` as they come; return counts of scored and failed rows.
+
+    With ``explain``, CSV gains ``spam_tokens``/``ham_tokens`` columns and the table two indented
+    lines per message; JSON Lines rows carry an ``explain`` object whenever it is set.
+    """
     counts = {"scored": 0, "failed": 0}
     writer = None
     if fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+        fields = FIELDS + (("spam_tokens", "ham_tokens") if explain else ())
+        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
     elif fmt == "table":
         out.write(f"{'LABEL':<6} {'SCORE':>8}  PATH\n")
@@ -27,11 +37,17 @@ def write_predictions(rows: Iterable[Prediction], fmt: str, out: IO[str]) -> dic
             out.write(json.dumps(row.as_dict(), ensure_ascii=False) + "\n")
         elif fmt == "csv":
             d = row.as_dict()
-            writer.writerow({**d, "score": "" if row.score is None else f"{row.score:.6f}", "error": d["error"] or ""})
+            d.update(score="" if row.score is None else f"{row.score:.6f}", error=d["error"] or "")
+            if explain:
+                d.update(spam_tokens=_tokens(row.explanation, "spam"), ham_tokens=_tokens(row.explanation, "ham"))
+            writer.writerow(d)
         elif row.error:
             out.write(f"{'ERROR':<6} {'-':>8}  {row.path}  ({row.error})\n")
         else:
             out.write(f"{row.label:<6} {row.score:>8.4f}  {row.path}\n")
+            if explain and row.explanation is not None:
+                out.write(f"{'':<17}spam: {_tokens(row.explanation, 'spam') or '-'}\n")
+                out.write(f"{'':<17}ham:  {_tokens(row.explanation, 'ham') or '-'}\n")
     return counts
 
 
@@ -53,4 +69,11 @@ def format_metrics(m: dict) -> str:
         f"  actual ham         {tn:>13}  {fp:>14}",
         f"  actual spam        {fn:>13}  {tp:>14}",
     ]
+    if m.get("at_target_fpr"):
+        t = m["at_target_fpr"]
+        lines += [
+            "",
+            f"threshold for false_positive_rate <= {t['target_fpr']}: {t['threshold']:.6f}"
+            f"  (false_positive_rate {t['false_positive_rate']:.4f}, recall {t['recall']:.4f})",
+        ]
     return "\n".join(lines)

@@ -10,6 +10,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from .bundle import Bundle, load_bundle
+from .errors import SpamclfError
 from .extract import ExtractOptions, extract
 from .scorer import forward
 from .sources import Item, SkipLog, iter_inputs
@@ -23,9 +24,13 @@ class Prediction:
     score: float | None
     label: str | None
     error: str | None = None
+    explanation: dict | None = None  # {"spam": [[token, weight], ...], "ham": [...]} with --explain
 
     def as_dict(self) -> dict:
-        return {"path": self.path, "score": self.score, "label": self.label, "error": self.error}
+        row = {"path": self.path, "score": self.score, "label": self.label, "error": self.error}
+        if self.explanation is not None:
+            row["explain"] = self.explanation
+        return row
 
 
 class Classifier:
@@ -54,31 +59,66 @@ class Classifier:
         """Spam probabilities for raw messages (bytes as read from disk or a socket)."""
         return self.score_texts([extract(raw, self.options) for raw in raws])
 
-    def label(self, score: float, threshold: float | None = None) -> str:
-        return "spam" if score >= (self.threshold if threshold is None else threshold) else "ham"
+    def cutoffs(self, threshold: float | None = None, ham_cutoff: float | None = None) -> tuple[float, float]:
+        """(ham_cutoff, spam_cutoff): the bundle's threshold unless given; no unsure band without ``ham_cutoff``."""
+        spam_cutoff = self.threshold if threshold is None else float(threshold)
+        ham = spam_cutoff if ham_cutoff is None else float(ham_cutoff)
+        if not 0.0 <= ham <= spam_cutoff <= 1.0:
+            raise SpamclfError(f"the ham cutoff ({ham}) must be between 0 and the spam cutoff ({spam_cutoff})")
+        return ham, spam_cutoff
 
-    def predict_items(self, items: Iterable[Item], threshold: float | None = None, batch_size: int = 256) -> Iterator[Prediction]:
-        """One Prediction per item, in input order, scored in batches so memory stays bounded."""
+    def label(self, score: float, threshold: float | None = None, ham_cutoff: float | None = None) -> str:
+        """Like bogofilter: ``spam`` at or above the spam cutoff (the threshold), ``ham`` below the ham
+        cutoff, ``unsure`` in between (``ham_cutoff <= score < spam_cutoff``)."""
+        ham, spam = self.cutoffs(threshold, ham_cutoff)
+        return "spam" if score >= spam else "ham" if score < ham else "unsure"
+
+    def predict_items(
+        self,
+        items: Iterable[Item],
+        threshold: float | None = None,
+        batch_size: int = 256,
+        explain: int = 0,
+        ham_cutoff: float | None = None,
+    ) -> Iterator[Prediction]:
+        """One Prediction per item, in input order, scored in batches so memory stays bounded.
+
+        ``explain``: name the N tokens that pushed each score most towards spam and towards ham.
+        """
+        self.cutoffs(threshold, ham_cutoff)  # a bad band fails before the first row
         items = iter(items)
         while True:
             batch = list(islice(items, batch_size))
             if not batch:
                 return
             readable = [i for i, item in enumerate(batch) if item.error is None]
-            scores = self.score_texts(
-                [batch[i].text if batch[i].text is not None else extract(batch[i].raw, self.options) for i in readable]
-            )
+            texts = [batch[i].text if batch[i].text is not None else extract(batch[i].raw, self.options) for i in readable]
+            x = self.features.transform(texts)
+            scores = forward(x, self.bundle.layers) if len(texts) else []
             by_index = dict(zip(readable, scores))
+            explained = {}
+            if explain:
+                from .explain import explain_rows
+
+                explained = dict(zip(readable, explain_rows(x, self.bundle.layers, self.features.vocabulary_, explain)))
             for i, item in enumerate(batch):
                 if item.error is not None:
                     yield Prediction(item.path, None, None, item.error)
                 else:
                     score = float(by_index[i])
-                    yield Prediction(item.path, score, self.label(score, threshold))
+                    yield Prediction(item.path, score, self.label(score, threshold, ham_cutoff), explanation=explained.get(i))
 
-    def predict(self, inputs: Iterable[str | Path], threshold: float | None = None, skips: SkipLog | None = None) -> Iterator[Prediction]:
+    def predict(
+        self,
+        inputs: Iterable[str | Path],
+        threshold: float | None = None,
+        skips: SkipLog | None = None,
+        explain: int = 0,
+        ham_cutoff: float | None = None,
+    ) -> Iterator[Prediction]:
         """Predictions for message files and folders (recursive), one per file, in a stable order."""
-        return self.predict_items(iter_inputs(inputs, self.options.max_bytes, skips), threshold)
+        items = iter_inputs(inputs, self.options.max_bytes, skips)
+        return self.predict_items(items, threshold, explain=explain, ham_cutoff=ham_cutoff)
 
 
 def load(models_dir: str | Path) -> Classifier:
