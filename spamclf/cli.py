@@ -179,7 +179,20 @@ def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, quiet
 @click.option("--models", "models_dir", required=True, type=click.Path(), help="Models directory written by 'train'.")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "jsonl"]), default="table", show_default=True)
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None, help="Decision threshold (default: the bundle's).")
+@click.option(
+    "--threshold",
+    "--spam-cutoff",
+    "threshold",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Spam cutoff: scores at or above it are spam (default: the bundle's threshold).",
+)
+@click.option(
+    "--ham-cutoff",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Scores below it are ham; between it and the spam cutoff, 'unsure' (default: no unsure band).",
+)
 @click.option(
     "--explain",
     type=click.IntRange(0),
@@ -187,26 +200,52 @@ def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, quiet
     metavar="N",
     help="Name the N tokens that pushed each score most towards spam and towards ham.",
 )
-def predict(models_dir, inputs, fmt, threshold, explain):
+@click.option("--exit-zero", is_flag=True, help="Filter mode: exit 0 whatever the verdict (3 still means an error).")
+@click.option(
+    "--header-prefix",
+    default="X-Spam",
+    show_default=True,
+    help="Filter mode: names of the added headers (PREFIX-Flag, PREFIX-Score, PREFIX-Status).",
+)
+@click.pass_context
+def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_zero, header_prefix):
     """Classify message files, or every file in folders (recursive).
 
     Writes one row per input file, in a stable order: path, spam probability (score)
-    and label (spam or ham). An unreadable input gets a row with an error. Exit status
-    0 when every input was scored, 3 when any could not be read.
+    and label (spam, ham, or unsure inside the --ham-cutoff band). An unreadable input
+    gets a row with an error. Exit status 0 when every input was scored, 3 when any
+    could not be read.
+
+    Filter mode, with INPUT '-' alone and no --format: reads one message on stdin and
+    writes it to stdout unchanged but for the added X-Spam-Flag, X-Spam-Score and
+    X-Spam-Status headers (incoming ones are renamed X-Forged-Spam-*). Exit status as
+    bogofilter: 0 spam, 1 ham, 2 unsure, 3 error (the message still passed through).
 
     \b
     Example:
       spamclf predict --models models/demo data/sample/spam
       spamclf predict --models models/demo --format jsonl message.eml
       spamclf predict --models models/demo --explain 5 suspicious.eml
+      spamclf predict --models models/demo - < message.eml > filtered.eml
     """
+    from click.core import ParameterSource
+
+    if inputs == ("-",) and ctx.get_parameter_source("fmt") == ParameterSource.DEFAULT:
+        from .filtermode import FilterOptions, filter_stream
+
+        options = FilterOptions(threshold, ham_cutoff, header_prefix, exit_zero)
+        result = filter_stream(models_dir, click.get_binary_stream("stdin"), click.get_binary_stream("stdout"), options)
+        if result.error:
+            click.echo(f"Error: {result.error}", err=True)
+        ctx.exit(result.exit_code)
+
     from .output import write_predictions
     from .prediction import Classifier
     from .sources import SkipLog
 
     clf = Classifier.load(models_dir)
     skips = SkipLog()
-    rows = clf.predict(inputs, threshold=threshold, skips=skips, explain=explain)
+    rows = clf.predict(inputs, threshold=threshold, skips=skips, explain=explain, ham_cutoff=ham_cutoff)
     counts = write_predictions(rows, fmt, sys.stdout, explain=bool(explain))
     note = f", {len(skips.skipped)} hidden or backup files skipped" if skips.skipped else ""
     click.echo(f"{counts['scored']} scored, {counts['failed']} failed{note}", err=True)

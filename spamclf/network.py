@@ -140,6 +140,14 @@ def keras_predict(model, x: sp.csr_matrix) -> np.ndarray:
 
 
 def load_model(path):
-    """Load a ``.keras`` file with safe mode on: no Lambda layers, no arbitrary code."""
+    """Load a ``.keras`` file with safe mode on, after checking its archive and config from the bytes.
+
+    Keras' safe mode refuses Lambda layers but still builds any class a config names; the
+    check first refuses anything that is not one of our own layers (``keras_safety``).
+    Raises ``keras_safety.UnsafeFile`` with the reason.
+    """
+    from .keras_safety import check_keras_file
+
+    check_keras_file(path)
     keras, _ = import_keras()
     return keras.saving.load_model(path, safe_mode=True, compile=False)
