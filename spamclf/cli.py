@@ -251,3 +251,27 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
     click.echo(f"{counts['scored']} scored, {counts['failed']} failed{note}", err=True)
     if counts["failed"]:
         sys.exit(3)
+
+
+@main.command("inspect", context_settings=CONTEXT)
+@click.option("--models", "models_dir", required=True, type=click.Path(), help="Models directory to describe.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+def inspect_command(models_dir, as_json):
+    """Show what a models directory is, and whether its manifest verifies.
+
+    Prints the spamclf version and date that wrote it, the training data's fingerprint,
+    the config, the threshold and the validation metrics. A bundle that does not verify
+    gets its manifest and the state of each file, and exit status 3.
+
+    \b
+    Example:
+      spamclf inspect --models models/demo
+      spamclf inspect --models models/demo --json
+    """
+    from .inspection import format_inspection, inspect_bundle
+
+    info = inspect_bundle(models_dir)
+    click.echo(json.dumps(info, indent=2, sort_keys=True) if as_json else format_inspection(info))
+    if not info["verified"]:
+        click.echo(f"Error: {info['problem']}", err=True)
+        sys.exit(3)

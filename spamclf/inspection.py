@@ -1,0 +1,91 @@
+"""``spamclf inspect``: what a models directory is, and whether it can be trusted.
+
+A bundle that fails verification is described only by what is safe to show: its
+manifest and the state of each file. Metadata and config are shown only once every
+check has passed, so nothing read from a changed file is presented as fact.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .bundle import Bundle, file_report, load_bundle, read_manifest
+from .errors import BundleError
+
+
+def inspect_bundle(models_dir: str | Path) -> dict:
+    """A description of ``models_dir``: ``verified`` and ``problem`` always; the rest as far as it is safe.
+
+    Never raises for a bad bundle: the problem is in the result, so it can be printed with the rest.
+    """
+    folder = Path(models_dir)
+    out: dict = {"models_dir": str(folder), "verified": False, "problem": None}
+    try:
+        bundle: Bundle = load_bundle(folder)
+    except BundleError as exc:
+        out["problem"] = str(exc)
+        try:
+            manifest = read_manifest(folder)
+        except BundleError:
+            return out
+        out["manifest"] = manifest
+        try:
+            out["files"] = file_report(folder, manifest)
+        except OSError:
+            pass
+        return out
+    meta = bundle.metadata
+    out.update(
+        verified=True,
+        bundle_id=bundle.bundle_id,
+        format_version=bundle.manifest.get("format_version"),
+        spamclf_version=bundle.manifest.get("spamclf_version"),
+        created=meta.get("created"),
+        threshold=bundle.threshold,
+        n_features=bundle.features.n_features,
+        layers=[int(kernel.shape[1]) for kernel, _ in bundle.layers],
+        epochs_run=meta.get("epochs_run"),
+        data=meta.get("data"),
+        validation_metrics=meta.get("validation_metrics"),
+        versions=meta.get("versions"),
+        config=bundle.config,
+        manifest=bundle.manifest,
+        files={name: "ok" for name in bundle.manifest["files"]},
+    )
+    return out
+
+
+def format_inspection(info: dict) -> str:
+    """The description as aligned text lines, for people."""
+    rows = [("models directory", info["models_dir"])]
+    if info["verified"]:
+        rows.append(("manifest", f"verified (bundle {info['bundle_id']}, format {info['format_version']})"))
+    else:
+        rows.append(("manifest", f"NOT VERIFIED: {info['problem']}"))
+    if not info["verified"]:
+        manifest = info.get("manifest")
+        if manifest:
+            rows.append(("written by", f"spamclf {manifest.get('spamclf_version', '?')}, format {manifest.get('format_version', '?')}"))
+        for name, state in (info.get("files") or {}).items():
+            rows.append((f"  {name}", state))
+        return "\n".join(f"{k:<22} {v}" for k, v in rows)
+    data = info.get("data") or {}
+    per_label = data.get("per_label") or {}
+    rows += [
+        ("spamclf version", info["spamclf_version"]),
+        ("created", info["created"]),
+        ("threshold", f"{info['threshold']:.6f}"),
+        ("network", f"{info['n_features']} TF-IDF inputs -> " + " -> ".join(map(str, info["layers"]))),
+        ("epochs run", info["epochs_run"]),
+        ("data fingerprint", data.get("fingerprint")),
+        ("data", f"{data.get('messages')} messages ({', '.join(f'{v} {k}' for k, v in sorted(per_label.items()))})"
+         f" from {', '.join(data.get('sources') or [])}"),
+    ]
+    metrics = info.get("validation_metrics") or {}
+    shown = ("accuracy", "precision", "recall", "f1", "roc_auc", "false_positive_rate")
+    rows.append(("validation", ", ".join(f"{k} {metrics[k]:.4f}" for k in shown if isinstance(metrics.get(k), (int, float)))))
+    versions = info.get("versions") or {}
+    rows.append(("trained with", ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))))
+    text = "\n".join(f"{k:<22} {v}" for k, v in rows)
+    return text + "\nconfig\n" + json.dumps(info["config"], indent=2, sort_keys=True)
