@@ -327,6 +327,9 @@ def _check_manifest(folder: Path, manifest: dict) -> None:
     if not isinstance(manifest.get("spamclf_version"), str):
         raise BundleError(f"{folder}/{MANIFEST_FILE} does not say which spamclf version wrote it")
     listed = manifest["files"]
+    unknown = sorted(set(listed) - set(BUNDLE_FILES))
+    if unknown:
+        raise BundleError(f"{folder}/{MANIFEST_FILE} lists {unknown[0]}, which is not a bundle file; refusing it")
     if set(listed) != set(BUNDLE_FILES) or not all(isinstance(v, str) and _SHA256.fullmatch(v) for v in listed.values()):
         raise BundleError(f"{folder}/{MANIFEST_FILE} does not list the files of a bundle with their SHA-256")
     try:

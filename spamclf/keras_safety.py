@@ -56,8 +56,9 @@ def _open_zip(path: Path, what: str) -> zipfile.ZipFile:
     size = path.stat().st_size
     total = 0
     for info in archive.infolist():
-        # A truncated or spliced archive can keep a valid central directory that points past the end.
-        if info.header_offset + info.compress_size > size:
+        # A truncated or spliced archive can keep a valid central directory that points outside the
+        # file (zipfile shifts offsets by the bytes it thinks were prepended, so they go negative).
+        if info.header_offset < 0 or info.header_offset + info.compress_size > size:
             archive.close()
             raise UnsafeFile(f"{path.name} is truncated: member {info.filename} runs past the end of the file")
         total += info.file_size

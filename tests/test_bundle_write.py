@@ -1,0 +1,167 @@
+"""Writing a models directory is atomic: a killed ``train`` never leaves a bundle that loads half-written,
+an existing bundle is replaced only with --force and then in one step, and leftovers are cleaned up."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from spamclf import bundle as bundle_mod
+from spamclf.bundle import BUNDLE_FILES, MANIFEST_FILE, load_bundle, write_bundle
+from spamclf.cli import main
+from spamclf.errors import BundleError
+
+
+def copier(src: Path, marker: str | None = None):
+    """A ``fill`` that writes the files of an existing bundle (and optionally marks the config)."""
+
+    def fill(folder: Path) -> None:
+        for name in BUNDLE_FILES:
+            shutil.copyfile(src / name, folder / name)
+        if marker:
+            text = (src / "config.json").read_text()
+            (folder / "config.json").write_text(text.rstrip() + "\n\n")  # still JSON, different bytes
+            (folder / "history.json").write_text(f'{{"marker": "{marker}"}}\n')
+
+    return fill
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_write_then_refuse_without_force_then_replace_with_force(smoke_models, tmp_path):
+    target = tmp_path / "models"
+    write_bundle(target, copier(smoke_models))
+    first = load_bundle(target).bundle_id
+    with pytest.raises(BundleError, match="already exists; use --force"):
+        write_bundle(target, copier(smoke_models, "again"))
+    assert load_bundle(target).bundle_id == first
+    write_bundle(target, copier(smoke_models, "second"), force=True)
+    assert load_bundle(target).bundle_id != first
+    assert '"marker": "second"' in (target / "history.json").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]  # no temporary or old folder left
+
+
+def test_replace_works_with_the_two_rename_fallback(smoke_models, tmp_path, monkeypatch):
+    target = tmp_path / "models"
+    write_bundle(target, copier(smoke_models))
+    monkeypatch.setattr(bundle_mod, "_renameat2", lambda *a: False)  # as on a system without renameat2
+    write_bundle(target, copier(smoke_models, "fallback"), force=True)
+    assert '"marker": "fallback"' in (target / "history.json").read_text()
+    load_bundle(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2 is Linux")
+def test_rename_exchange_swaps_two_folders_in_one_call(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "which").write_text("a")
+    (b / "which").write_text("b")
+    assert bundle_mod._renameat2(a, b, bundle_mod._RENAME_EXCHANGE)
+    assert (a / "which").read_text() == "b" and (b / "which").read_text() == "a"
+    with pytest.raises(FileExistsError):
+        bundle_mod._renameat2(a, b, bundle_mod._RENAME_NOREPLACE)
+
+
+def test_force_never_replaces_a_folder_that_is_not_a_bundle(smoke_models, tmp_path):
+    target = tmp_path / "documents"
+    target.mkdir()
+    (target / "thesis.tex").write_text("precious")
+    with pytest.raises(BundleError, match="not a spamclf models directory"):
+        write_bundle(target, copier(smoke_models), force=True)
+    assert (target / "thesis.tex").read_text() == "precious"
+
+
+def test_a_writer_that_fails_leaves_nothing(smoke_models, tmp_path):
+    def bad_fill(folder: Path) -> None:
+        copier(smoke_models)(folder)
+        (folder / "model.pkl").write_bytes(b"\x80\x04N.")
+
+    with pytest.raises(RuntimeError, match="unexpected file model.pkl"):
+        write_bundle(tmp_path / "models", bad_fill)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stale_temporary_folders_are_cleaned_up_but_a_live_writers_are_not(smoke_models, tmp_path):
+    stale = tmp_path / f".models.tmp-{dead_pid()}-abc123"
+    stale.mkdir()
+    (stale / "model.keras").write_bytes(b"half")
+    stale_old = tmp_path / f".models.old-{dead_pid()}-def456"
+    stale_old.mkdir()
+    live = tmp_path / f".models.tmp-{os.getppid()}-xyz789"  # our parent process is alive
+    live.mkdir()
+    other = tmp_path / f".other.tmp-{dead_pid()}-ghi"  # another target's: not ours to touch
+    other.mkdir()
+    write_bundle(tmp_path / "models", copier(smoke_models))
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(["models", live.name, other.name])
+
+
+KILLED_TRAIN = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    import spamclf.plots as plots
+
+    real = plots.learning_curves
+
+    def write_then_hang(history, path):
+        real(history, path)  # the bundle's files are on disk, in the temporary folder
+        Path(sys.argv[1]).write_text(str(path.parent))
+        time.sleep(600)  # until the test kills us
+
+    plots.learning_curves = write_then_hang
+    from spamclf.cli import main
+    main(sys.argv[2:])
+    """
+)
+
+
+def test_killing_train_mid_write_leaves_the_old_bundle_and_no_partial_one(smoke_models, sample, smoke_config, tmp_path):
+    target = tmp_path / "models"
+    shutil.copytree(smoke_models, target)
+    before = load_bundle(target).bundle_id
+    ready = tmp_path / "ready"
+    args = ["train", "--data", str(sample), "--models", str(target), "--config", str(smoke_config), "--force", "-q"]
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_TRAIN, str(ready), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not ready.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "train never reached the bundle writing step"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    partial = Path(ready.read_text())
+    assert partial.parent == tmp_path and partial.name.startswith(".models.tmp-")
+    assert partial.is_dir() and (partial / "model.keras").is_file()  # it was killed mid-write
+    assert not (partial / MANIFEST_FILE).exists()
+
+    assert load_bundle(target).bundle_id == before  # the old bundle, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["models", "ready", partial.name])
+    result = CliRunner().invoke(main, ["predict", "--models", str(partial), str(sample / "spam")])
+    assert result.exit_code == 3 and "manifest.json is missing" in result.stderr
+
+    write_bundle(target, copier(smoke_models, "next"), force=True)  # the next write into the same parent
+    assert not partial.exists()
+    assert '"marker": "next"' in (target / "history.json").read_text()
