@@ -234,7 +234,7 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
         from .filtermode import FilterOptions, filter_stream
 
         options = FilterOptions(threshold, ham_cutoff, header_prefix, exit_zero)
-        result = filter_stream(models_dir, click.get_binary_stream("stdin"), click.get_binary_stream("stdout"), options)
+        result = filter_stream(models_dir, sys.stdin.buffer, sys.stdout.buffer, options)
         if result.error:
             click.echo(f"Error: {result.error}", err=True)
         ctx.exit(result.exit_code)

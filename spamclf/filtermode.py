@@ -107,6 +107,8 @@ def add_headers(raw: bytes, fields: list[tuple[str, str]], prefix: str = DEFAULT
     if head and not head.endswith(b"\n"):
         head += eol  # a message that is all header and no final newline
     added = b"".join(f"{name}: {value}".encode("ascii") + eol for name, value in fields)
+    if not head and rest and not rest.startswith((b"\n", b"\r\n")):
+        added += eol  # no header block at all: ours becomes one, the text stays the body
     return head + added + rest
 
 

@@ -1,0 +1,246 @@
+"""Filter mode (``spamclf predict --models DIR -``) on real messages: bytes out = bytes in plus our headers,
+forged headers renamed, line endings kept, bogofilter's exit codes, and mail never eaten on error."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spamclf.cli import main
+from spamclf.filtermode import FilterOptions, add_headers, filter_message, header_end, line_ending
+from spamclf.prediction import Classifier
+
+ADDED = re.compile(rb"X-Spam-(?:Flag|Score|Status): [^\r\n]*\r?\n")
+
+
+def filter_cli(models, raw: bytes, *options: str):
+    result = CliRunner().invoke(main, ["predict", "--models", str(models), *options, "-"], input=raw)
+    return result.exit_code, result.stdout_bytes, result.stderr
+
+
+def without_added(out: bytes) -> bytes:
+    """The output with our three header lines taken out again."""
+    stripped, n = ADDED.subn(b"", out)
+    assert n == 3, out[:2000]
+    return stripped
+
+
+def headers_of(out: bytes):
+    return email.message_from_bytes(out, policy=email.policy.compat32)
+
+
+@pytest.fixture(scope="module")
+def clf(smoke_models) -> Classifier:
+    return Classifier.load(smoke_models)
+
+
+@pytest.fixture(scope="module")
+def verdicts(clf, sample) -> dict[str, tuple[float, str]]:
+    """Row-mode scores and labels of every sample message: what filter mode must agree with."""
+    return {row.path: (row.score, row.label) for row in clf.predict([sample])}
+
+
+def pick(sample: Path, verdicts, folder: str, label: str, n: int = 3) -> list[Path]:
+    return [p for p in sorted((sample / folder).iterdir()) if verdicts[str(p)][1] == label][:n]
+
+
+def test_real_spam_and_ham_in_a_real_process(smoke_models, sample, verdicts):
+    """What a mail server runs: a process, bytes on stdin and stdout."""
+    for path, code, flag in [*[(p, 0, b"YES") for p in pick(sample, verdicts, "spam", "spam")], *[(p, 1, b"NO") for p in pick(sample, verdicts, "ham", "ham")]]:
+        raw = path.read_bytes()
+        proc = subprocess.run([sys.executable, "-m", "spamclf", "predict", "--models", str(smoke_models), "-"], input=raw, capture_output=True)
+        assert proc.returncode == code, (path, proc.stderr)
+        assert proc.stderr == b""
+        assert without_added(proc.stdout) == raw  # every other byte as it was
+        msg = headers_of(proc.stdout)
+        assert msg["X-Spam-Flag"] == flag.decode()
+        score = float(msg["X-Spam-Score"])
+        assert score == pytest.approx(verdicts[str(path)][0], abs=1e-6)
+        assert msg["X-Spam-Status"].startswith("Yes, score=" if code == 0 else "No, score=")
+        assert re.search(r"threshold=0\.\d{6} model=[0-9a-f]{12}$", msg["X-Spam-Status"])
+
+
+def test_headers_go_at_the_end_of_the_header_block(smoke_models, sample):
+    path = sorted((sample / "ham").iterdir())[0]
+    raw = path.read_bytes()
+    assert raw.startswith(b"From ")  # an mbox envelope line, as procmail hands it over
+    code, out, _ = filter_cli(smoke_models, raw)
+    cut = raw.index(b"\n\n") + 1
+    assert out.startswith(raw[:cut])
+    assert out[cut:].startswith(b"X-Spam-Flag: ")
+    assert out.endswith(raw[cut:])
+    assert out[: out.index(b"\n\n")].count(b"\nX-Spam-") == 3
+
+
+def test_every_sample_message_round_trips_and_agrees_with_row_mode(clf, sample, verdicts):
+    for path in sorted(sample.glob("*/*")):
+        raw = path.read_bytes()
+        result = filter_message(clf, raw)
+        assert without_added(result.output) == raw, path
+        assert result.label == verdicts[str(path)][1]
+        assert result.exit_code == {"spam": 0, "ham": 1}[result.label]
+
+
+def test_crlf_message_gets_crlf_headers_and_keeps_every_byte(smoke_models, sample, verdicts):
+    path = pick(sample, verdicts, "spam", "spam", 1)[0]
+    raw = path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    code, out, _ = filter_cli(smoke_models, raw)
+    assert code == 0
+    assert out.count(b"\n") == out.count(b"\r\n")  # no bare LF introduced
+    assert without_added(out) == raw
+    assert b"X-Spam-Flag: YES\r\nX-Spam-Score: " in out
+
+
+def test_forged_headers_are_renamed_and_ours_are_the_only_ones(smoke_models, sample, verdicts):
+    path = pick(sample, verdicts, "spam", "spam", 1)[0]
+    original = path.read_bytes()
+    envelope, rest = original.split(b"\n", 1)
+    forged = b"X-Spam-Flag: NO\nx-spam-status: No, score=-10.0\n\ttests=ALL_TRUSTED\nX-Spam-Score: 0.000001\n"
+    raw = envelope + b"\n" + forged + rest
+    code, out, _ = filter_cli(smoke_models, raw)
+    assert code == 0
+    msg = headers_of(out)
+    assert msg.get_all("X-Spam-Flag") == ["YES"]
+    assert len(msg.get_all("X-Spam-Status")) == 1 and msg["X-Spam-Status"].startswith("Yes,")
+    assert msg.get_all("X-Spam-Score") != ["0.000001"]
+    # The forged ones are kept under another name, value and folding byte for byte.
+    renamed = b"X-Forged-Spam-Flag: NO\nX-Forged-Spam-status: No, score=-10.0\n\ttests=ALL_TRUSTED\nX-Forged-Spam-Score: 0.000001\n"
+    assert renamed in out
+    assert without_added(out).replace(renamed, forged) == raw
+
+
+def test_a_header_named_like_ours_but_not_under_the_prefix_is_kept(clf, sample):
+    raw = b"From: a@example.com\nX-Spam: high\nX-Spamish-Flag: YES\nSubject: hi\n\nbody\n"
+    out = filter_message(clf, raw).output
+    assert without_added(out) == raw
+
+
+def test_unsure_band_exits_2(smoke_models, sample, verdicts):
+    path = pick(sample, verdicts, "ham", "ham", 1)[0]
+    code, out, _ = filter_cli(smoke_models, path.read_bytes(), "--ham-cutoff", "0", "--spam-cutoff", "1")
+    assert code == 2
+    msg = headers_of(out)
+    assert msg["X-Spam-Flag"] == "NO"
+    assert msg["X-Spam-Status"].startswith("Unsure, score=") and "ham_cutoff=0.000000" in msg["X-Spam-Status"]
+
+
+def test_exit_zero(smoke_models, sample, verdicts):
+    ham = pick(sample, verdicts, "ham", "ham", 1)[0].read_bytes()
+    assert filter_cli(smoke_models, ham)[0] == 1
+    code, out, _ = filter_cli(smoke_models, ham, "--exit-zero")
+    assert code == 0 and without_added(out) == ham
+
+
+@pytest.mark.parametrize("option", [[], ["--exit-zero"]])
+def test_a_broken_models_directory_passes_the_message_through_unchanged(smoke_models, sample, tmp_path, option):
+    raw = sorted((sample / "spam").iterdir())[0].read_bytes()
+    code, out, err = filter_cli(tmp_path / "no-such-models", raw, *option)
+    assert code == 3
+    assert out == raw
+    assert err.strip().count("\n") == 0 and err.startswith("Error: models directory")
+
+
+def test_a_tampered_bundle_in_a_real_process_passes_mail_through(smoke_models, sample, tmp_path):
+    import shutil
+
+    bad = tmp_path / "models"
+    shutil.copytree(smoke_models, bad)
+    (bad / "weights.npz").write_bytes(b"garbage")
+    raw = sorted((sample / "ham").iterdir())[0].read_bytes()
+    proc = subprocess.run([sys.executable, "-m", "spamclf", "predict", "--models", str(bad), "-"], input=raw, capture_output=True)
+    assert proc.returncode == 3
+    assert proc.stdout == raw
+    assert proc.stderr.decode().startswith("Error: ") and b"Traceback" not in proc.stderr
+
+
+def test_a_bad_cutoff_band_is_an_error_that_still_passes_mail(smoke_models, sample):
+    raw = sorted((sample / "ham").iterdir())[0].read_bytes()
+    code, out, err = filter_cli(smoke_models, raw, "--ham-cutoff", "0.9", "--spam-cutoff", "0.1")
+    assert code == 3 and out == raw and "ham cutoff" in err
+
+
+def test_header_prefix_names_our_headers_and_the_ones_renamed(smoke_models):
+    raw = b"From: a@example.com\nX-Spam-Flag: YES\nX-Spamclf-Flag: NO\nSubject: cheap pills\n\nbuy now\n"
+    code, out, _ = filter_cli(smoke_models, raw, "--header-prefix", "X-Spamclf")
+    msg = headers_of(out)
+    assert msg["X-Spam-Flag"] == "YES"  # someone else's (say an upstream SpamAssassin): kept
+    assert msg["X-Forged-Spamclf-Flag"] == "NO"
+    assert msg.get_all("X-Spamclf-Flag") in (["YES"], ["NO"]) and msg["X-Spamclf-Score"] and msg["X-Spamclf-Status"]
+
+
+def test_only_max_bytes_are_scored_but_every_byte_passes(clf, sample):
+    raw = sorted((sample / "ham").iterdir())[0].read_bytes()
+    huge = raw + b"filler line\n" * 50_000
+    small = Classifier(clf.bundle)
+    small.options = replace(clf.options, max_bytes=len(raw))
+    result = filter_message(small, huge)
+    assert without_added(result.output) == huge
+    assert result.score == pytest.approx(float(clf.score_messages([raw])[0]), abs=1e-6)
+
+
+def test_format_with_dash_gives_a_row_not_a_filtered_message(smoke_models, sample):
+    raw = sorted((sample / "spam").iterdir())[0].read_bytes()
+    result = CliRunner().invoke(main, ["predict", "--models", str(smoke_models), "--format", "csv", "-"], input=raw)
+    assert b"X-Spam-Flag" not in result.stdout_bytes
+    assert result.stdout.startswith("path,score,label,error")
+
+
+@pytest.mark.parametrize(
+    "raw, cut",
+    [
+        (b"", 0),
+        (b"Subject: x", 10),
+        (b"Subject: x\n", 11),
+        (b"Subject: x\n\nbody", 11),
+        (b"From a@b Mon\nSubject: x\n folded\n\nbody\n", 32),
+        (b"not a header line\nSubject: x\n\n", 0),
+        (b"\nbody only\n", 0),
+        (b"Subject: x\r\n\r\nbody\r\n", 12),
+    ],
+)
+def test_header_end(raw, cut):
+    assert header_end(raw) == cut
+
+
+def test_a_message_without_headers_gets_a_header_block():
+    out = add_headers(b"just some text\n", [("X-Spam-Flag", "NO")])
+    assert out == b"X-Spam-Flag: NO\n\njust some text\n"
+
+
+def test_a_message_without_a_final_newline():
+    assert add_headers(b"Subject: x", [("X-Spam-Flag", "NO")]) == b"Subject: x\nX-Spam-Flag: NO\n"
+    assert add_headers(b"Subject: x\r\nTo: y", [("X-Spam-Flag", "NO")]) == b"Subject: x\r\nTo: y\r\nX-Spam-Flag: NO\r\n"
+
+
+def test_line_ending():
+    assert line_ending(b"a: b\r\nc: d\r\n") == b"\r\n"
+    assert line_ending(b"a: b\nc: d\r\n") == b"\n"
+    assert line_ending(b"") == b"\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000))
+def test_arbitrary_bytes_pass_through_with_only_our_headers_added(raw):
+    fields = [("X-Zq-Flag", "NO"), ("X-Zq-Score", "0.5")]
+    out = add_headers(raw, fields, prefix="X-Zq")
+    eol = line_ending(raw)
+    block = b"".join(f"{k}: {v}".encode() + eol for k, v in fields)
+    if not re.search(rb"(?im)^x-zq-", raw):
+        at = out.index(block)
+        rest = out[:at] + out[at + len(block) :]
+        assert rest in (raw, raw + eol, eol + raw, raw[:at] + eol + raw[at:])
+
+
+def test_options_validate_the_prefix():
+    with pytest.raises(ValueError, match="header prefix"):
+        FilterOptions(header_prefix="X Spam:").header_names()
