@@ -191,8 +191,12 @@ def test_only_max_bytes_are_scored_but_every_byte_passes(clf, sample):
 def test_format_with_dash_gives_a_row_not_a_filtered_message(smoke_models, sample):
     raw = sorted((sample / "spam").iterdir())[0].read_bytes()
     result = CliRunner().invoke(main, ["predict", "--models", str(smoke_models), "--format", "csv", "-"], input=raw)
+    assert result.exit_code == 0, result.output
     assert b"X-Spam-Flag" not in result.stdout_bytes
-    assert result.stdout.startswith("path,score,label,error")
+    header, row = result.stdout.strip().splitlines()
+    assert header == "path,score,label,error"
+    path, score, label, error = row.split(",")
+    assert path == "-" and label in ("spam", "ham") and 0.0 <= float(score) <= 1.0 and error == ""
 
 
 @pytest.mark.parametrize(
