@@ -227,7 +227,9 @@ def _stale_dirs(parent: Path, name: str) -> list[Path]:
     return stale
 
 
-def _check_replaceable(target: Path, force: bool) -> None:
+def check_replaceable(target: Path, force: bool) -> None:
+    """Raise BundleError unless ``target`` may be written: absent, or (with ``force``) an existing bundle or empty folder."""
+    target = Path(target)
     if not target.exists() and not target.is_symlink():
         return
     if not force:
@@ -247,7 +249,7 @@ def write_bundle(target: str | Path, fill: Callable[[Path], None], force: bool =
     (``.NAME.tmp-PID-*``, hidden, never holding a manifest until complete) are removed first.
     """
     target = Path(target)
-    _check_replaceable(target, force)
+    check_replaceable(target, force)
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in _stale_dirs(target.parent, target.name):
         shutil.rmtree(stale, ignore_errors=True)
@@ -263,7 +265,7 @@ def write_bundle(target: str | Path, fill: Callable[[Path], None], force: bool =
             raise RuntimeError(f"bundle writer wrote unexpected file {extra[0]}")
         _write_manifest(tmp)  # last: a folder without a manifest is never a bundle
         _fsync_tree(tmp)
-        _check_replaceable(target, force)  # another writer may have finished meanwhile
+        check_replaceable(target, force)  # another writer may have finished meanwhile
         _install(tmp, target)
         _fsync_dir(target.parent)
     finally:

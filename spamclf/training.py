@@ -19,13 +19,13 @@ from .bundle import (
     MODEL_FILE,
     VOCAB_FILE,
     WEIGHTS_FILE,
+    check_replaceable,
     save_weights,
     write_bundle,
     write_json,
 )
 from .config import load_config
 from .dataset import load_labelled, require_trainable, stratified_split
-from .errors import BundleError
 from .extract import ExtractOptions
 from .features import TfidfFeatures
 from .metrics import classification_metrics, threshold_for_fpr
@@ -65,8 +65,7 @@ def train(
     """
     cfg = config if isinstance(config, dict) else load_config(config, overrides)
     models_dir = Path(models_dir)
-    if models_dir.exists() and not force:  # fail before the expensive part, not after it
-        raise BundleError(f"models directory {models_dir} already exists; use --force to replace it")
+    check_replaceable(models_dir, force)  # fail before the expensive part, not after it
 
     dataset = load_labelled(data, ExtractOptions.from_config(cfg), progress=progress)
     require_trainable(dataset)

@@ -86,6 +86,16 @@ def test_force_never_replaces_a_folder_that_is_not_a_bundle(smoke_models, tmp_pa
     assert (target / "thesis.tex").read_text() == "precious"
 
 
+def test_train_force_on_a_folder_that_is_not_a_bundle_fails_before_training(sample, tmp_path):
+    target = tmp_path / "documents"
+    target.mkdir()
+    (target / "thesis.tex").write_text("precious")
+    result = CliRunner().invoke(main, ["train", "--data", str(sample), "--models", str(target), "--force", "-q"])
+    assert result.exit_code == 3
+    assert "not a spamclf models directory" in result.stderr
+    assert [p.name for p in target.iterdir()] == ["thesis.tex"]
+
+
 def test_a_writer_that_fails_leaves_nothing(smoke_models, tmp_path):
     def bad_fill(folder: Path) -> None:
         copier(smoke_models)(folder)
