@@ -264,6 +264,7 @@ def write_bundle(target: str | Path, fill: Callable[[Path], None], force: bool =
         if extra:
             raise RuntimeError(f"bundle writer wrote unexpected file {extra[0]}")
         _write_manifest(tmp)  # last: a folder without a manifest is never a bundle
+        check_bundle(tmp)  # never install a bundle that loading would refuse
         _fsync_tree(tmp)
         check_replaceable(target, force)  # another writer may have finished meanwhile
         _install(tmp, target)
@@ -343,7 +344,9 @@ def _check_manifest(folder: Path, manifest: dict) -> None:
         raise BundleError(f"{folder} holds unexpected file {extra[0]}; refusing to load a bundle that was changed")
     for name in BUNDLE_FILES:
         path = folder / name
-        if not path.is_file() or path.is_symlink():
+        if path.is_symlink():
+            raise BundleError(f"{folder}/{name} is a symbolic link; a bundle holds its own files")
+        if not path.is_file():
             raise BundleError(f"{folder} is incomplete: {name} is missing")
         try:
             digest = sha256_file(path)
@@ -402,7 +405,21 @@ def check_bundle(folder: str | Path) -> Checked:
         raise BundleError(f"{folder}/{METADATA_FILE} has no decision threshold between 0 and 1")
     if metadata.get("n_features", n_features) != n_features:
         raise BundleError(f"{folder}/{METADATA_FILE} says {metadata['n_features']} features but the model takes {n_features}")
+    config = _resolved_config(folder, config)
     return Checked(manifest=manifest, config=config, metadata=metadata, n_features=int(n_features), keras=keras_facts)
+
+
+def _resolved_config(folder: Path, doc: dict) -> dict:
+    """The bundle's config checked against the schema (keys a newer spamclf added take their defaults)."""
+    from .config import _merge, defaults, validate
+    from .errors import ConfigError
+
+    try:
+        config = _merge(defaults(), doc, f"{folder}/{CONFIG_FILE}")
+        validate(config)
+    except ConfigError as exc:
+        raise BundleError(str(exc)) from None
+    return config
 
 
 def verify(folder: str | Path) -> dict:

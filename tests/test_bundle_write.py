@@ -175,3 +175,13 @@ def test_killing_train_mid_write_leaves_the_old_bundle_and_no_partial_one(smoke_
     write_bundle(target, copier(smoke_models, "next"), force=True)  # the next write into the same parent
     assert not partial.exists()
     assert '"marker": "next"' in (target / "history.json").read_text()
+
+
+def test_a_bundle_that_loading_would_refuse_is_never_installed(smoke_models, tmp_path):
+    def bad_fill(folder: Path) -> None:
+        copier(smoke_models)(folder)
+        (folder / "metadata.json").write_text('{"threshold": 7}')
+
+    with pytest.raises(BundleError, match="no decision threshold between 0 and 1"):
+        write_bundle(tmp_path / "models", bad_fill)
+    assert list(tmp_path.iterdir()) == []

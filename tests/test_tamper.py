@@ -268,3 +268,19 @@ def test_the_real_keras_model_loads_in_safe_mode(copy, smoke_models):
     for (k1, b1), (k2, b2) in zip(dense_weights(model), kept):
         np.testing.assert_array_equal(k1, k2)
         np.testing.assert_array_equal(b1, b2)
+
+
+def test_a_config_that_breaks_the_schema_is_refused(copy, message):
+    config = json.loads((copy / "config.json").read_text())
+    config["extract"]["run_this"] = "rm -rf /"
+    (copy / "config.json").write_text(json.dumps(config))
+    rewrite_manifest(copy)
+    assert "unknown config key 'extract.run_this'" in refused(copy, message)
+
+
+def test_a_file_replaced_by_a_symbolic_link_is_refused(copy, message):
+    target = copy.parent / "elsewhere.json"
+    shutil.copyfile(copy / "history.json", target)
+    (copy / "history.json").unlink()
+    (copy / "history.json").symlink_to(target)
+    assert "history.json is a symbolic link" in refused(copy, message)
