@@ -125,16 +125,14 @@ KILLED_TRAIN = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    import spamclf.plots as plots
+    import spamclf.bundle as bundle
 
-    real = plots.learning_curves
-
-    def write_then_hang(history, path):
-        real(history, path)  # the bundle's files are on disk, in the temporary folder
-        Path(sys.argv[1]).write_text(str(path.parent))
+    def hang_before_the_manifest(folder):
+        # Every other file of the bundle is on disk, in the temporary folder: the worst moment.
+        Path(sys.argv[1]).write_text(str(folder))
         time.sleep(600)  # until the test kills us
 
-    plots.learning_curves = write_then_hang
+    bundle._write_manifest = hang_before_the_manifest
     from spamclf.cli import main
     main(sys.argv[2:])
     """
