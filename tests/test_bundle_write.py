@@ -139,11 +139,9 @@ KILLED_TRAIN = textwrap.dedent(
 )
 
 
-def test_killing_train_mid_write_leaves_the_old_bundle_and_no_partial_one(smoke_models, sample, smoke_config, tmp_path):
-    target = tmp_path / "models"
-    shutil.copytree(smoke_models, target)
-    before = load_bundle(target).bundle_id
-    ready = tmp_path / "ready"
+def interrupt_train_while_writing(target: Path, sample: Path, smoke_config: Path, sig: int) -> tuple[subprocess.Popen, Path]:
+    """Run ``spamclf train --force`` into ``target``; send ``sig`` once it is writing the bundle."""
+    ready = target.parent / "ready"
     args = ["train", "--data", str(sample), "--models", str(target), "--config", str(smoke_config), "--force", "-q"]
     proc = subprocess.Popen([sys.executable, "-c", KILLED_TRAIN, str(ready), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -152,15 +150,22 @@ def test_killing_train_mid_write_leaves_the_old_bundle_and_no_partial_one(smoke_
             assert proc.poll() is None, proc.stderr.read().decode()
             assert time.monotonic() < deadline, "train never reached the bundle writing step"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    return proc, Path(ready.read_text())
+
+
+def test_killing_train_mid_write_leaves_the_old_bundle_and_no_partial_one(smoke_models, sample, smoke_config, tmp_path):
+    target = tmp_path / "models"
+    shutil.copytree(smoke_models, target)
+    before = load_bundle(target).bundle_id
+    proc, partial = interrupt_train_while_writing(target, sample, smoke_config, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
 
-    partial = Path(ready.read_text())
     assert partial.parent == tmp_path and partial.name.startswith(".models.tmp-")
     assert partial.is_dir() and (partial / "model.keras").is_file()  # it was killed mid-write
     assert not (partial / MANIFEST_FILE).exists()
@@ -183,3 +188,15 @@ def test_a_bundle_that_loading_would_refuse_is_never_installed(smoke_models, tmp
     with pytest.raises(BundleError, match="no decision threshold between 0 and 1"):
         write_bundle(tmp_path / "models", bad_fill)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_during_write_cleans_up_and_keeps_the_old_bundle(smoke_models, sample, smoke_config, tmp_path):
+    target = tmp_path / "models"
+    shutil.copytree(smoke_models, target)
+    before = load_bundle(target).bundle_id
+    proc, partial = interrupt_train_while_writing(target, sample, smoke_config, signal.SIGINT)
+    assert proc.returncode == 130
+    assert proc.stderr.read().decode().strip() == "Interrupted."
+    assert not partial.exists()
+    assert load_bundle(target).bundle_id == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "ready"]
