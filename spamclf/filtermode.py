@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from .errors import SpamclfError
+
 EXIT_SPAM, EXIT_HAM, EXIT_UNSURE, EXIT_ERROR = 0, 1, 2, 3
 EXIT_BY_LABEL = {"spam": EXIT_SPAM, "ham": EXIT_HAM, "unsure": EXIT_UNSURE}
 DEFAULT_PREFIX = "X-Spam"
@@ -41,7 +43,7 @@ class FilterOptions:
 
     def header_names(self) -> tuple[str, str, str]:
         if not _PREFIX.fullmatch(self.header_prefix):
-            raise ValueError(f"header prefix {self.header_prefix!r} must be letters, digits and '-', like X-Spam")
+            raise SpamclfError(f"header prefix {self.header_prefix!r} must be letters, digits and '-', like X-Spam")
         return (f"{self.header_prefix}-Flag", f"{self.header_prefix}-Score", f"{self.header_prefix}-Status")
 
 
@@ -136,7 +138,7 @@ def filter_message(clf, raw: bytes, options: FilterOptions = FilterOptions()) ->
     label = clf.label(score, options.threshold, options.ham_cutoff)
     fields = verdict_fields(label, score, cutoffs, clf.bundle.bundle_id, names)
     output = add_headers(raw, fields, options.header_prefix)
-    code = EXIT_SPAM if options.exit_zero else EXIT_BY_LABEL[label]
+    code = 0 if options.exit_zero else EXIT_BY_LABEL[label]
     return FilterResult(output=output, label=label, score=score, exit_code=code)
 
 
@@ -152,8 +154,6 @@ def run_filter(models_dir: str | Path, raw: bytes, options: FilterOptions = Filt
 
 def _one_line(exc: Exception) -> str:
     text = " ".join(str(exc).split()) or exc.__class__.__name__
-    from .errors import SpamclfError
-
     return text if isinstance(exc, SpamclfError) else f"{exc.__class__.__name__}: {text}"
 
 
