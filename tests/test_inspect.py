@@ -73,3 +73,8 @@ def test_a_missing_folder(tmp_path):
     assert info["verified"] is False and "does not exist" in info["problem"]
     result = run("--models", tmp_path / "nothing")
     assert result.exit_code == 3 and "does not exist" in result.stderr
+
+
+def test_help_has_an_example():
+    result = run("--help")
+    assert result.exit_code == 0 and "Example" in result.output and "spamclf inspect --models" in result.output
