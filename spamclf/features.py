@@ -1,10 +1,11 @@
-"""TF-IDF features: fitted with scikit-learn, applied with NumPy/SciPy alone.
+"""TF-IDF features in NumPy/SciPy: scikit-learn's ``TfidfVectorizer``, without importing it.
 
-``fit`` uses scikit-learn's ``TfidfVectorizer`` with our own analyzer; what it
-learns (the vocabulary and the IDF weights) is saved as JSON and NPZ. ``transform``
-re-implements the vectorizer's transform from those two arrays, so classifying
-needs neither scikit-learn nor TensorFlow; a test keeps both transforms equal.
-The matrix stays sparse (CSR, float32) from end to end.
+``fit`` learns what ``TfidfVectorizer(analyzer=analyze, min_df, max_df, max_features,
+sublinear_tf)`` learns -- the same vocabulary, the same IDF weights; a test keeps the two
+equal -- from one tokenising pass, and ``fit_transform`` reuses that pass for the training
+rows. Importing scikit-learn's text module alone costs about 1.3 s, a large part of a
+whole training run, and classifying must not need it either. What ``fit`` learns is saved
+as JSON and NPZ. The matrix stays sparse (CSR, float32) from end to end.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class TfidfFeatures:
     def _analyzer(self):
         return partial(analyze, lowercase=self.lowercase, ngram_max=self.ngram_max)
 
-    def _sklearn(self):
+    def sklearn_vectorizer(self):
+        """The scikit-learn ``TfidfVectorizer`` these settings mirror (for tests and benchmarks)."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         return TfidfVectorizer(
@@ -78,22 +80,78 @@ class TfidfFeatures:
 
     def fit(self, texts: Sequence[str]) -> "TfidfFeatures":
         """Learn the vocabulary and IDF weights from ``texts`` (the training messages only)."""
-        vectorizer = self._sklearn()
-        try:
-            vectorizer.fit(texts)
-        except ValueError:
-            # scikit-learn's message for "no term survived min_df/max_df"; ours names the cause.
+        self.fit_transform(texts)
+        return self
+
+    def fit_transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """``fit`` then ``transform`` of the same texts, tokenising each text once."""
+        terms: dict[str, int] = {}
+        counts = self._counts(texts, terms, grow=True)
+        n_docs = counts.shape[0]
+        # scikit-learn's order of operations: sort the terms, drop them by document frequency,
+        # keep the max_features most frequent (its own argsort, so ties fall the same way).
+        names = sorted(terms)
+        order = np.fromiter((terms[t] for t in names), dtype=np.int64, count=len(names))
+        counts = counts[:, order] if len(order) else counts
+        df = np.bincount(counts.indices, minlength=counts.shape[1])
+        high = self.max_df * n_docs if isinstance(self.max_df, float) else self.max_df
+        mask = (df >= self.min_df) & (df <= high)
+        if self.max_features is not None and mask.sum() > self.max_features:
+            tfs = np.asarray(counts.sum(axis=0)).ravel()
+            keep = np.flatnonzero(mask)[(-tfs[mask]).argsort()[: self.max_features]]
+            mask = np.zeros_like(mask)
+            mask[keep] = True
+        kept = np.flatnonzero(mask)
+        if not len(kept):
             from .errors import DataError
 
             raise DataError(
                 "no vocabulary: the training messages have no words that pass features.min_df "
                 f"({self.min_df}) and features.max_df ({self.max_df})"
-            ) from None
-        vocab = vectorizer.vocabulary_
-        self.vocabulary_ = sorted(vocab, key=vocab.__getitem__)
-        self.idf_ = np.asarray(vectorizer.idf_, dtype=np.float32)
+            )
+        self.vocabulary_ = [names[i] for i in kept]
         self._index = {term: i for i, term in enumerate(self.vocabulary_)}
-        return self
+        df32 = df[kept].astype(np.float32) + 1.0  # smooth_idf, in the vectorizer's float32
+        self.idf_ = (np.log(np.float32(n_docs + 1) / df32) + 1.0).astype(np.float32)
+        counts = counts[:, kept].tocsr()
+        counts.sort_indices()  # the order transform() sums in: the training rows equal the scoring rows bit for bit
+        return self._weigh(counts)
+
+    def _counts(self, texts: Iterable[str], index: dict[str, int], grow: bool = False) -> sp.csr_matrix:
+        """Term counts per text (CSR, columns sorted per row); unknown terms are added to ``index`` when ``grow``."""
+        analyzer = self._analyzer()
+        indptr, indices, counts = [0], [], []
+        for text in texts:
+            row = Counter(analyzer(text))
+            if grow:
+                for term in row:
+                    if term not in index:
+                        index[term] = len(index)
+                pairs = sorted((index[t], c) for t, c in row.items())
+            else:
+                pairs = sorted((j, c) for j, c in ((index.get(t), c) for t, c in row.items()) if j is not None)
+            indices.extend(j for j, _ in pairs)
+            counts.extend(c for _, c in pairs)
+            indptr.append(len(indices))
+        return sp.csr_matrix(
+            (np.asarray(counts, dtype=np.float32), np.asarray(indices, dtype=np.int32), np.asarray(indptr, dtype=np.int64)),
+            shape=(len(indptr) - 1, len(index)),
+        )
+
+    def _weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        """Counts to L2-normalised TF-IDF rows, in place of ``counts``' data."""
+        data = counts.data.astype(np.float32, copy=False)
+        if self.sublinear_tf:
+            data = np.log(data) + 1.0
+        data *= self.idf_[counts.indices]
+        lengths = np.diff(counts.indptr)
+        norms = np.sqrt(np.add.reduceat(data * data, counts.indptr[:-1])) if data.size else np.zeros(0, np.float32)
+        if data.size:
+            # reduceat repeats a value for empty rows; those rows have no entries to scale
+            data /= np.repeat(np.where(lengths > 0, norms, 1.0), lengths).astype(np.float32)
+        out = sp.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape, dtype=np.float32)
+        out.has_sorted_indices = True
+        return out
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "vocabulary_"):
@@ -107,26 +165,8 @@ class TfidfFeatures:
     def transform(self, texts: Iterable[str]) -> sp.csr_matrix:
         """Sparse L2-normalised TF-IDF rows for ``texts``; terms outside the vocabulary are ignored."""
         self._check_fitted()
-        index, analyzer = self._index, self._analyzer()
-        indptr, indices, counts = [0], [], []
-        for text in texts:
-            row = Counter(j for j in map(index.get, analyzer(text)) if j is not None)
-            cols = sorted(row)
-            indices.extend(cols)
-            counts.extend(row[c] for c in cols)
-            indptr.append(len(indices))
-        data = np.asarray(counts, dtype=np.float32)
-        cols = np.asarray(indices, dtype=np.int32)
-        if self.sublinear_tf:
-            data = np.log(data) + 1.0
-        data *= self.idf_[cols]
-        ptr = np.asarray(indptr, dtype=np.int64)
-        norms = np.sqrt(np.add.reduceat(data * data, ptr[:-1])) if data.size else np.zeros(0, np.float32)
-        lengths = np.diff(ptr)
-        if data.size:
-            # reduceat repeats a value for empty rows; those rows have no entries to scale
-            data /= np.repeat(np.where(lengths > 0, norms, 1.0), lengths).astype(np.float32)
-        return sp.csr_matrix((data, cols, ptr), shape=(len(ptr) - 1, len(self.vocabulary_)), dtype=np.float32)
+        counts = self._counts(texts, self._index)
+        return self._weigh(sp.csr_matrix((counts.data, counts.indices, counts.indptr), shape=(counts.shape[0], len(self.vocabulary_))))
 
     # --- persistence: JSON and NPZ, never pickle -------------------------------------------------
 

@@ -67,7 +67,19 @@ def train(
     models_dir = Path(models_dir)
     check_replaceable(models_dir, force)  # fail before the expensive part, not after it
 
+    from .network import preload_keras
+
+    preload_keras()  # TensorFlow's import (seconds) overlaps reading and extracting the mail
     dataset = load_labelled(data, ExtractOptions.from_config(cfg), progress=progress)
+    return train_dataset(dataset, models_dir, cfg, sources=data, force=force, progress=progress)
+
+
+def train_dataset(
+    dataset, models_dir: str | Path, cfg: dict, sources=(), force: bool = False, progress: bool = True
+) -> dict:
+    """Train on already loaded (extracted) labelled data; ``train`` and the accuracy benchmark's folds share this."""
+    models_dir = Path(models_dir)
+    data = list(sources)
     require_trainable(dataset)
     labels = dataset.y
     if len(dataset) < 4 or min(np.bincount(labels, minlength=2)) < 2:
@@ -76,8 +88,8 @@ def train(
         raise DataError(f"too few messages to train and validate: {dataset.counts()}; need at least 2 of each class")
     fit_idx, val_idx = stratified_split(labels, cfg["train"]["validation_split"], cfg["train"]["seed"])
 
-    features = TfidfFeatures.from_config(cfg).fit(dataset.texts)
-    x = features.transform(dataset.texts)
+    features = TfidfFeatures.from_config(cfg)
+    x = features.fit_transform(dataset.texts)
     x_fit, x_val, y_fit, y_val = x[fit_idx], x[val_idx], labels[fit_idx], labels[val_idx]
 
     from .network import dense_weights, fit

@@ -1,0 +1,75 @@
+"""TF-IDF features: our NumPy fit and transform learn and produce what scikit-learn's vectorizer does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from spamclf.dataset import load_labelled
+from spamclf.extract import ExtractOptions
+from spamclf.features import TfidfFeatures, analyze
+
+
+@pytest.fixture(scope="module")
+def texts(sample) -> list[str]:
+    return load_labelled([str(sample)], ExtractOptions(), progress=False).texts
+
+
+SETTINGS = [
+    {"max_features": 2000},  # the vocabulary cut by max_features, with ties in frequency
+    {"max_features": None, "min_df": 1, "sublinear_tf": False},  # the article's plain TF-IDF
+    {"max_features": 3000, "ngram_max": 2, "min_df": 2, "max_df": 0.5},
+]
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
+def test_fit_learns_what_sklearn_learns(texts, settings):
+    ours = TfidfFeatures(**settings)
+    x = ours.fit_transform(texts)
+    ref = ours.sklearn_vectorizer()
+    x_ref = ref.fit_transform(texts)
+    assert ours.vocabulary_ == sorted(ref.vocabulary_, key=ref.vocabulary_.get)
+    np.testing.assert_allclose(ours.idf_, ref.idf_, rtol=1e-6)
+    assert sp.isspmatrix_csr(x) and x.dtype == np.float32
+    assert abs(x - x_ref).max() < 1e-6
+    # transform of new texts agrees too, and fit_transform equals transform of the same texts
+    assert abs(ours.transform(texts[:50]) - ref.transform(texts[:50])).max() < 1e-6
+    assert abs(ours.transform(texts) - x).max() == 0
+
+
+def test_rows_are_l2_normalised_and_unknown_terms_ignored(texts):
+    f = TfidfFeatures(max_features=500)
+    x = f.fit_transform(texts)
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+    np.testing.assert_allclose(norms[norms > 0], 1.0, rtol=1e-5)
+    empty = f.transform(["", "zzqqxx wwvvyy qqzzkk"])
+    assert empty.shape == (2, 500) and empty.nnz == 0
+
+
+def test_max_features_keeps_the_most_frequent_terms(texts):
+    small = TfidfFeatures(max_features=100).fit(texts)
+    full = TfidfFeatures(max_features=None).fit(texts)
+    totals = dict.fromkeys(full.vocabulary_, 0)
+    for text in texts:
+        for token in analyze(text):
+            if token in totals:
+                totals[token] += 1
+    cut = sorted(totals.values(), reverse=True)[99]
+    assert len(small.vocabulary_) == 100
+    assert all(totals[t] >= cut for t in small.vocabulary_)
+
+
+def test_no_surviving_term_is_a_data_error():
+    from spamclf.errors import DataError
+
+    with pytest.raises(DataError, match="min_df"):
+        TfidfFeatures(min_df=2).fit(["alpha beta", "gamma delta"])
+
+
+def test_save_and_load_round_trip(texts, tmp_path):
+    f = TfidfFeatures(max_features=1000, ngram_max=2).fit(texts)
+    f.save(tmp_path / "v.json", tmp_path / "idf.npz")
+    g = TfidfFeatures.load(tmp_path / "v.json", tmp_path / "idf.npz")
+    assert g.settings() == f.settings() and g.vocabulary_ == f.vocabulary_
+    assert abs(g.transform(texts[:20]) - f.transform(texts[:20])).max() == 0

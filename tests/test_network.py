@@ -1,0 +1,93 @@
+"""The network and its training loop: plain Keras Dense layers, reproducible, and the NumPy scorer agrees with Keras."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spamclf.config import load_config
+from spamclf.dataset import load_labelled, stratified_split
+from spamclf.extract import ExtractOptions
+from spamclf.features import TfidfFeatures
+from spamclf.network import dense_weights, fit, keras_predict, load_model
+from spamclf.scorer import forward
+
+
+@pytest.fixture(scope="module")
+def split(sample, smoke_config):
+    cfg = load_config(smoke_config, ["train.epochs=4"])
+    data = load_labelled([str(sample)], ExtractOptions.from_config(cfg), progress=False)
+    x = TfidfFeatures.from_config(cfg).fit_transform(data.texts)
+    fit_idx, val_idx = stratified_split(data.y, 0.2, 42)
+    return cfg, x[fit_idx], data.y[fit_idx], x[val_idx], data.y[val_idx]
+
+
+@pytest.fixture(scope="module")
+def trained(split):
+    cfg, x_fit, y_fit, x_val, y_val = split
+    return fit(x_fit, y_fit, x_val, y_val, cfg, progress=False)
+
+
+def test_model_is_the_articles_dense_stack(trained, split):
+    keras = pytest.importorskip("keras")
+    model, history = trained
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert [layer.units for layer in dense] == [*split[0]["model"]["units"], 1]
+    assert [layer.activation.__name__ for layer in dense] == ["relu", "relu", "sigmoid"]
+    assert all(type(layer) in (keras.layers.Dense, keras.layers.Dropout) for layer in model.layers)
+    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(history["loss"]) == 4
+    # it learned: the training loss fell and the held-out messages are mostly right
+    assert history["loss"][-1] < history["loss"][0] and history["val_accuracy"][-1] > 0.9
+
+
+def test_numpy_scorer_agrees_with_keras_predict(trained, split):
+    model, _ = trained
+    x_val = split[3]
+    ours = forward(x_val, dense_weights(model))
+    theirs = keras_predict(model, x_val)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    assert ours.min() < 0.1 and ours.max() > 0.9  # real scores, not a constant
+
+
+def test_saved_model_loads_safely_and_scores_the_same(trained, split, tmp_path):
+    model, _ = trained
+    model.save(tmp_path / "model.keras")
+    again = load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(forward(split[3], dense_weights(again)), forward(split[3], dense_weights(model)), atol=0)
+
+
+def test_same_seed_same_model_other_seed_other_model(trained, split):
+    cfg, x_fit, y_fit, x_val, y_val = split
+    model, history = trained
+    again, history_again = fit(x_fit, y_fit, x_val, y_val, cfg, progress=False)
+    assert history_again == history
+    for (k1, b1), (k2, b2) in zip(dense_weights(model), dense_weights(again)):
+        assert np.array_equal(k1, k2) and np.array_equal(b1, b2)
+    other = {**cfg, "train": {**cfg["train"], "seed": 7}}
+    _, history_other = fit(x_fit, y_fit, x_val, y_val, other, progress=False)
+    assert history_other["loss"] != history["loss"]
+
+
+def test_early_stopping_keeps_the_best_epoch(split):
+    cfg, x_fit, y_fit, x_val, y_val = split
+    # a high learning rate overfits this small sample within a few epochs
+    cfg = {**cfg, "train": {**cfg["train"], "epochs": 12, "early_stopping": True, "patience": 2, "learning_rate": 0.05}}
+    model, history = fit(x_fit, y_fit, x_val, y_val, cfg, progress=False)
+    best = int(np.argmin(history["val_loss"]))
+    assert len(history["val_loss"]) <= 12
+    if len(history["val_loss"]) < 12:
+        assert len(history["val_loss"]) == best + 1 + 2  # stopped after `patience` epochs without improvement
+    z = np.clip(forward(x_val, dense_weights(model)).astype(np.float64), 1e-7, 1 - 1e-7)
+    restored_loss = -np.mean(y_val * np.log(z) + (1 - y_val) * np.log(1 - z))
+    assert restored_loss == pytest.approx(history["val_loss"][best], rel=1e-3, abs=1e-4)
+
+
+def test_dropout_l2_and_class_weights_change_training(split, trained):
+    cfg, x_fit, y_fit, x_val, y_val = split
+    base = trained[1]["loss"]
+    for key, value in (("dropout", 0.3), ("l2", 1e-4)):
+        changed = {**cfg, "model": {**cfg["model"], key: value}}
+        assert fit(x_fit, y_fit, x_val, y_val, changed, progress=False)[1]["loss"] != base
+    balanced = {**cfg, "train": {**cfg["train"], "class_weight": "balanced"}}
+    assert fit(x_fit, y_fit, x_val, y_val, balanced, progress=False)[1]["loss"] != base
