@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from spamclf.cli import main
 
-COMMANDS = ["preprocess", "train", "evaluate", "predict"]
+COMMANDS = ["preprocess", "train", "evaluate", "predict", "inspect"]
 METRIC_KEYS = {"accuracy", "precision", "recall", "f1", "roc_auc", "false_positive_rate", "n", "confusion_matrix"}
 
 

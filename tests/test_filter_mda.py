@@ -1,4 +1,4 @@
-"""The README's mail-pipeline snippets (examples/mail/) run for real: procmail and maildrop where installed,
+"""The README's mail-pipeline snippets (configs/mail/) run for real: procmail and maildrop where installed,
 the Postfix pipe script always (with a stand-in for sendmail, which only re-injects the message)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "mail"
+EXAMPLES = Path(__file__).resolve().parent.parent / "configs" / "mail"
 BIN = str(Path(sys.executable).parent)  # where the `spamclf` script of this environment lives
 ADDED = re.compile(rb"X-Spam-(?:Flag|Score|Status): [^\r\n]*\r?\n")
 
