@@ -33,14 +33,34 @@ class SpamclfGroup(click.Group):
 
 
 def data_option(f):
+    """``--data``, ``--spam`` and ``--ham``, handed to the command as one list of sources in ``data``."""
+    import functools
+
+    @functools.wraps(f)
+    def merged(*args, spam=(), ham=(), **kwargs):
+        from .sources import labelled_sources
+
+        if not (kwargs.get("data") or spam or ham):
+            raise click.UsageError("give labelled data: --data SRC, or --spam SRC and --ham SRC")
+        kwargs["data"] = labelled_sources(kwargs.get("data") or (), spam, ham)
+        return f(*args, **kwargs)
+
+    for name, label in (("--ham", "ham"), ("--spam", "spam")):
+        merged = click.option(
+            name,
+            label,
+            multiple=True,
+            metavar="SRC",
+            help=f"Mail that is all {label}: a message, folder, Maildir, MH, mbox (maybe compressed) or table. Repeatable.",
+        )(merged)
     return click.option(
         "--data",
         "data",
         multiple=True,
-        required=True,
         metavar="SRC",
-        help="Labelled data: a folder with spam/ and ham/ subfolders, or a file written by 'preprocess'. Repeatable.",
-    )(f)
+        help="Labelled data: a folder with spam/ and ham/ subfolders, a CSV/TSV/JSONL/Parquet table with a "
+        "label column, or a file written by 'preprocess'. Repeatable.",
+    )(merged)
 
 
 def config_options(f):

@@ -14,7 +14,7 @@ import numpy as np
 from .errors import DataError
 from .extract import ExtractOptions, extract
 from .progress import counting
-from .sources import LABELS, SkipLog, iter_labelled
+from .sources import LABELS, LabelledSource, SkipLog, iter_labelled
 
 
 def message_digest(raw: bytes) -> str:
@@ -33,6 +33,7 @@ class LabelledData:
     digests: list[str] = field(default_factory=list)
     skips: SkipLog = field(default_factory=SkipLog)
     duplicates: int = 0
+    truncated: int = 0
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -66,6 +67,7 @@ class LabelledData:
             "messages": len(self),
             "per_label": self.counts(),
             "duplicates_dropped": self.duplicates,
+            "truncated_messages": self.truncated,
             "skipped": len(self.skips.skipped),
             "skipped_by_reason": self.skips.counts(),
             "skipped_messages": self.skips.skipped,
@@ -73,26 +75,32 @@ class LabelledData:
 
 
 def load_labelled(
-    sources: Iterable[str], options: ExtractOptions, progress: bool = True, dedupe: bool = True
+    sources: Iterable[str | LabelledSource], options: ExtractOptions, progress: bool = True, dedupe: bool = True
 ) -> LabelledData:
-    """Read, extract and label every message of ``sources``; unreadable ones are logged, duplicates dropped."""
+    """Read, extract and label every message of ``sources``; unreadable ones are logged, duplicates dropped.
+
+    Duplicates are exact: the same bytes after the mbox envelope line. The first copy is kept;
+    a copy with the other label is also logged as a skip, since it cannot be both.
+    """
     sources = list(sources)
     if not sources:
-        raise DataError("no data given: pass --data with a labelled folder or a preprocessed file")
+        raise DataError("no data given: pass --data with a labelled folder or a preprocessed file, or --spam and --ham")
     data = LabelledData()
     seen: dict[str, int] = {}
     for item in counting(iter_labelled(sources, options.max_bytes, data.skips, options.__dict__), "reading", progress):
         if item.error:
             data.skips.add(item.path, f"unreadable: {item.error}")
             continue
+        data.truncated += int(item.truncated)
         if item.text is not None:
             text, digest = item.text, item.sha256 or hashlib.sha256(item.text.encode()).hexdigest()
         else:
             text, digest = extract(item.raw, options), message_digest(item.raw)
         if dedupe and digest in seen:
             data.duplicates += 1
-            if data.labels[seen[digest]] != item.label:
-                data.skips.add(item.path, f"duplicate of {data.paths[seen[digest]]} with the other label")
+            first = seen[digest]
+            other = " with the other label" if data.labels[first] != item.label else ""
+            data.skips.add(item.path, f"exact duplicate{other} (the first copy is kept)", duplicate_of=data.paths[first])
             continue
         seen[digest] = len(data.texts)
         data.paths.append(item.path)

@@ -16,7 +16,7 @@ import email.parser
 import email.policy
 import email.utils
 import html
-import html.parser
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -33,6 +33,20 @@ _INVISIBLE = dict.fromkeys(
     + list(range(0x202A, 0x202F))
     + list(range(0x2066, 0x206A))
 )
+# Cyrillic and Greek letters that look like Latin ones, as spammers use them to disguise words.
+_LOOKALIKES = {
+    "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t", "у": "y",
+    "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ү": "y", "һ": "h", "ӏ": "l", "ь": "b",
+    "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T", "Х": "X",
+    "І": "I", "Ј": "J", "Ѕ": "S", "Ү": "Y", "α": "a", "ο": "o", "ρ": "p", "ν": "v", "ι": "i", "κ": "k", "υ": "u",
+    "χ": "x", "ε": "e", "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N",
+    "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
+}
+_CONFUSABLES = str.maketrans(_LOOKALIKES)
+_LOOKALIKE_CLASS = "[" + "".join(_LOOKALIKES) + "]"
+_HAS_CONFUSABLE = re.compile(_LOOKALIKE_CLASS)
+_MIXED_WORD = re.compile(r"\w*" + _LOOKALIKE_CLASS + r"\w*")
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 _HOST = re.compile(r"(?:from|by)\s+([A-Za-z0-9][A-Za-z0-9.-]{1,200})", re.I)
 _ADDR_DOMAIN = re.compile(r"@([A-Za-z0-9.-]+)")
@@ -42,9 +56,22 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BLOCK_TAGS = frozenset(
     "p br div td th tr li ul ol table h1 h2 h3 h4 h5 h6 title blockquote pre hr center body html head".split()
 )
-_SKIP_TAGS = frozenset(("script", "style", "head", "title_skip"))
+_TAG_START = re.compile(r"<(?:/?([A-Za-z][A-Za-z0-9]*)|[!?/])")  # elements, <!DOCTYPE ...>, <?xml ...?>
+_HREF = re.compile(r"""(?i)\bhref\s*=\s*["']?\s*([^"'\s>]+)""")
+_HIDDEN_OPEN = re.compile(r"<(script|style)\b")
 
 _PARSER = email.parser.BytesParser(policy=email.policy.compat32)
+_REFUSED_CODECS = frozenset(("punycode", "idna", "undefined", "unicode_internal"))
+_MAX_HEADER_CHARS = 8192  # of one header value: a megabyte of encoded words would take seconds to decode
+_MAX_HEADER_BYTES = 256 * 1024  # of the header block: past this the rest is read as body
+_MAX_BOUNDARIES = 2048  # "--" lines read at most: thousands of parts would take seconds to parse
+_MAX_MARKUP_FACTOR = 2  # HTML read per message, as a multiple of max_chars
+_HEADER_END = re.compile(rb"\n\r?\n|\r\r")
+_CONTAINER_TYPE = re.compile(rb"(?i)content-type:\s*(?:multipart|message)/")
+_MAX_MULTIPART_LINES = 250_000
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+_BOUNDARY_LINE = re.compile(rb"[\r\n]--")
+_LOOKS_HTML = re.compile(r"(?i)<(html|body|a\s+href|div|table|font)\b")
 
 
 @dataclass(frozen=True)
@@ -67,33 +94,79 @@ def tokenish(text: str, limit: int = 60) -> str:
     return _NON_WORD.sub("_", text.lower()).strip("_")[:limit]
 
 
+def _unmix(match: re.Match) -> str:
+    word = match.group(0)
+    return word.translate(_CONFUSABLES) if _ASCII_LETTER.search(word) else word
+
+
 def normalize(text: str) -> str:
-    """Undo cheap obfuscation: compatibility forms (full-width letters), invisible characters, control bytes."""
+    """Undo cheap obfuscation: compatibility forms (full-width letters), invisible characters, control bytes,
+    and Cyrillic or Greek look-alikes inside otherwise Latin words (``Vіаgrа`` -> ``Viagra``).
+
+    Words wholly in another script are left alone: only a mix of scripts inside one word is a disguise.
+    """
     text = unicodedata.normalize("NFKC", text)
     text = text.translate(_INVISIBLE)
+    if _HAS_CONFUSABLE.search(text):
+        text = _MIXED_WORD.sub(_unmix, text)
     return _CONTROL.sub(" ", text)
 
 
+def _text_codec(charset: str | None) -> str | None:
+    """The codec name for a declared charset, or None when Python lacks it or it is not a plain text encoding.
+
+    Refused on purpose: bytes-to-bytes codecs (base64, zlib...), and punycode/idna and the
+    ``*_escape`` codecs, whose decoders are slow or mean something else on long input.
+    """
+    if not charset:
+        return None
+    charset = charset.strip().strip("\"'").lower()[:40]
+    try:
+        info = codecs.lookup(charset)
+    except (LookupError, ValueError, TypeError):
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _REFUSED_CODECS or info.name.endswith("_escape"):
+        return None
+    return info.name
+
+
+def _utf16_guess(data: bytes) -> str | None:
+    """``utf-16`` for a BOM, or -le/-be when every other byte is NUL (an undeclared UTF-16 body)."""
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return "utf-16"
+    sample = data[:4000]
+    if len(sample) >= 8:
+        even, odd = sample[0::2].count(0), sample[1::2].count(0)
+        half = len(sample) // 2
+        if odd > 0.4 * half and even < 0.1 * half:
+            return "utf-16-le"
+        if even > 0.4 * half and odd < 0.1 * half:
+            return "utf-16-be"
+    return None
+
+
 def _decode_bytes(data: bytes, charset: str | None) -> str:
-    """Decode with the declared charset when Python knows it and it fits; else UTF-8, else Latin-1."""
-    if charset:
-        charset = charset.strip().strip("\"'").lower()
-        try:
-            codecs.lookup(charset)
-        except (LookupError, ValueError):
-            charset = None
-    for candidate in ([charset] if charset else []) + ["utf-8"]:
+    """Decode with the declared charset when Python knows it and it fits; else UTF-16/UTF-8 if they fit;
+    else the declared charset with replacement when that loses little; else Windows-1252, else Latin-1."""
+    codec = _text_codec(charset)
+    candidates = [c for c in (codec, _utf16_guess(data), "utf-8") if c]
+    for candidate in candidates:
         try:
             return data.decode(candidate)
-        except (UnicodeDecodeError, LookupError, ValueError):
+        except (UnicodeError, LookupError, ValueError):
             continue
-    # A lying or unknown charset: keep the characters that decode, lose none of the ASCII.
-    if charset:
+    # A lying or unknown charset: keep what decodes if most of it does, lose none of the ASCII.
+    if codec:
         try:
-            return data.decode(charset, errors="replace")
-        except (LookupError, ValueError):
+            text = data.decode(codec, errors="replace")
+            if text.count("\ufffd") <= max(2, len(text) // 100):
+                return text
+        except (UnicodeError, LookupError, ValueError):
             pass
-    return data.decode("latin-1")
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 def decode_header(value) -> str:
@@ -102,7 +175,7 @@ def decode_header(value) -> str:
         return ""
     if isinstance(value, email.header.Header):
         value = str(value)
-    value = str(value)
+    value = str(value)[:_MAX_HEADER_CHARS]
     try:
         parts = email.header.decode_header(value)
     except Exception:  # malformed encoded words: keep the raw text
@@ -116,59 +189,83 @@ def decode_header(value) -> str:
     return normalize("".join(out))
 
 
-class _HTMLText(html.parser.HTMLParser):
-    """Visible text of an HTML document, with link and image counts."""
+def _drop_comments(markup: str) -> str:
+    """``markup`` without ``<!-- ... -->``; an unclosed comment hides the rest, as in a browser. Linear time."""
+    out, pos = [], 0
+    while True:
+        start = markup.find("<!--", pos)
+        if start < 0:
+            out.append(markup[pos:])
+            return "".join(out)
+        out.append(markup[pos:start])
+        end = markup.find("-->", start + 4)
+        if end < 0:
+            return "".join(out)
+        pos = end + 3
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.chunks: list[str] = []
-        self.skip_depth = 0
-        self.links = 0
-        self.images = 0
-        self.link_domains: list[str] = []
 
-    def handle_starttag(self, tag, attrs):
-        if tag in ("script", "style"):
-            self.skip_depth += 1
-        elif tag == "a":
-            self.links += 1
-            for name, value in attrs:
-                if name == "href" and value:
-                    match = _URL.search(value)
-                    if match and len(self.link_domains) < 50:
-                        self.link_domains.append(match.group(1))
-        elif tag == "img":
-            self.images += 1
-        if tag in _BLOCK_TAGS:
-            self.chunks.append(" ")
-
-    def handle_startendtag(self, tag, attrs):
-        self.handle_starttag(tag, attrs)
-
-    def handle_endtag(self, tag):
-        if tag in ("script", "style") and self.skip_depth:
-            self.skip_depth -= 1
-        if tag in _BLOCK_TAGS:
-            self.chunks.append(" ")
-
-    def handle_data(self, data):
-        # Chunks are joined without a space: "fr<!-- x -->ee" and "F<b>REE</b>" read as one word.
-        if not self.skip_depth:
-            self.chunks.append(data)
+def _drop_hidden_blocks(markup: str) -> str:
+    """``markup`` without the content of ``<script>`` and ``<style>`` elements. Linear time."""
+    lowered = markup.lower()
+    out, pos = [], 0
+    while True:
+        match = _HIDDEN_OPEN.search(lowered, pos)
+        if not match:
+            out.append(markup[pos:])
+            return "".join(out)
+        out.append(markup[pos : match.start()])
+        close = lowered.find("</" + match.group(1), match.end())
+        if close < 0:
+            return "".join(out)
+        pos = close
 
 
 def html_to_text(markup: str) -> tuple[str, list[str]]:
-    """Visible text of ``markup`` and the signal tokens it yields (link count, link domains, image-only)."""
-    parser = _HTMLText()
-    try:
-        parser.feed(markup)
-        parser.close()
-    except Exception:  # HTMLParser is lenient, but never let markup stop extraction
-        pass
-    text = html.unescape("".join(parser.chunks))
-    signals = [f"htmllinks_{min(parser.links, 20) // 5 * 5}", f"htmlimages_{min(parser.images, 20) // 5 * 5}"]
-    signals += ["linkdom_" + tokenish(d) for d in parser.link_domains]
-    if parser.images and len(text.split()) < 10:
+    """Visible text of ``markup`` and the signal tokens it yields (link count, link domains, image-only).
+
+    A linear scan, not html.parser: that parser takes quadratic time on unclosed comments and
+    similar junk, which spam supplies. A tag runs from ``<`` to the next ``>``, as browsers read it.
+    Inline tags vanish without a space, so ``F<b>REE</b>`` and ``fr<!-- x -->ee`` read as one word.
+    """
+    markup = _drop_hidden_blocks(_drop_comments(markup))
+    links = images = 0
+    domains: list[str] = []
+    chunks: list[str] = []
+    pos = 0
+    while True:
+        lt = markup.find("<", pos)
+        if lt < 0:
+            break
+        if not _TAG_START.match(markup, lt):  # "a < b": text, not a tag
+            chunks.append(markup[pos : lt + 1])
+            pos = lt + 1
+            continue
+        gt = markup.find(">", lt)
+        if gt < 0:  # an unclosed tag hides the rest, as in a browser; and no later tag can close either
+            chunks.append(markup[pos:lt])
+            pos = len(markup)
+            break
+        chunks.append(markup[pos:lt])
+        pos = gt + 1
+        tag = markup[lt:pos]
+        name = _TAG_START.match(tag).group(1)
+        name = name.lower() if name else ""
+        if name == "a" and tag[1] != "/":
+            links += 1
+            href = _HREF.search(tag)
+            if href and len(domains) < 50:
+                url = _URL.search(html.unescape(href.group(1)))
+                if url:
+                    domains.append(url.group(1))
+        elif name == "img":
+            images += 1
+        if name in _BLOCK_TAGS:
+            chunks.append(" ")
+    chunks.append(markup[pos:])
+    text = html.unescape("".join(chunks))
+    signals = [f"htmllinks_{min(links, 20) // 5 * 5}", f"htmlimages_{min(images, 20) // 5 * 5}"]
+    signals += ["linkdom_" + tokenish(d) for d in domains]
+    if images and len(text.split()) < 10:
         signals.append("htmlimageonly")
     return text, signals
 
@@ -209,7 +306,8 @@ def _header_tokens(msg) -> list[str]:
 
 
 def _walk(msg, opts: ExtractOptions):
-    """Leaf parts of ``msg`` with their depth, iteratively, within the part and depth caps."""
+    """``(part, is_message)`` for the leaf parts of ``msg`` and the messages inside ``message/rfc822`` parts,
+    iteratively, within the part and depth caps."""
     stack = [(msg, 0)]
     seen = 0
     while stack and seen < opts.max_parts:
@@ -218,17 +316,31 @@ def _walk(msg, opts: ExtractOptions):
         payload = part.get_payload() if part.is_multipart() else None
         if isinstance(payload, list):
             if depth < opts.max_depth:
-                stack.extend((p, depth + 1) for p in reversed(payload) if hasattr(p, "get_payload"))
+                children = [p for p in payload[: opts.max_parts] if hasattr(p, "get_payload")]
+                if part.get_content_maintype() == "message" and children:
+                    yield children[0], True
+                stack.extend((p, depth + 1) for p in reversed(children))
             continue
-        yield part, depth
+        yield part, False
 
 
-def _part_text(part, opts: ExtractOptions, signals: list[str]) -> str:
+@dataclass
+class _Budget:
+    """What is left of the per-message caps: visible characters, and HTML markup to scan."""
+
+    chars: int
+    markup: int
+    images: int = 0
+
+
+def _part_text(part, opts: ExtractOptions, signals: list[str], budget: _Budget) -> str:
     ctype = part.get_content_type()
     maintype = part.get_content_maintype()
     filename = part.get_filename() if hasattr(part, "get_filename") else None
     disposition = str(part.get("Content-Disposition") or "").lower()
-    if maintype != "text" or "attachment" in disposition or filename:
+    if maintype in ("multipart", "message"):  # a container the parser could not split (no boundary): read as text
+        maintype, ctype = "text", "text/plain"
+    elif maintype != "text" or "attachment" in disposition or filename:
         signals.append("attach_" + tokenish(ctype))
         if filename:
             filename = decode_header(filename)
@@ -236,6 +348,7 @@ def _part_text(part, opts: ExtractOptions, signals: list[str]) -> str:
             if "." in filename:
                 signals.append("attachext_" + tokenish(filename.rsplit(".", 1)[-1], 10))
         if maintype != "text":
+            budget.images += maintype == "image"
             return ""
     try:
         data = part.get_payload(decode=True)
@@ -244,40 +357,87 @@ def _part_text(part, opts: ExtractOptions, signals: list[str]) -> str:
     if data is None:
         raw = part.get_payload()
         data = raw.encode("utf-8", "replace") if isinstance(raw, str) else b""
-    text = _decode_bytes(data[: opts.max_bytes], part.get_content_charset())
     charset = part.get_content_charset()
+    # At most 4 bytes a character: decoding more than that could only produce text we then cut.
+    text = _decode_bytes(data[: 4 * max(budget.markup, budget.chars)], charset)
     if charset:
         signals.append("charset_" + tokenish(charset, 20))
-    if ctype == "text/html" or (ctype == "text/plain" and re.search(r"(?i)<(html|body|a\s+href|div|table|font)\b", text[:5000])):
-        text, html_signals = html_to_text(text)
+    if ctype == "text/html" or (ctype == "text/plain" and _LOOKS_HTML.search(text, 0, 5000)):
+        markup = text[: budget.markup]
+        budget.markup -= len(markup)
+        text, html_signals = html_to_text(markup)
         signals += html_signals
+    text = text[: budget.chars]
+    budget.chars -= len(text)
     return text
 
 
+def bound_message(raw: bytes, body_limit: int = 12 * DEFAULT_MAX_CHARS) -> bytes:
+    """``raw`` cut where Python's email parser would take seconds: an endless header block is ended
+    after 256 KiB (the rest read as body), a single-part body after ``body_limit`` bytes, and a multipart
+    message after 2,048 ``--`` lines or 250,000 lines (a 10 MB base64 attachment has 130,000)."""
+    end = _HEADER_END.search(raw, 0, _MAX_HEADER_BYTES)
+    if end is None and len(raw) > _MAX_HEADER_BYTES:
+        cut = max(raw.rfind(b"\n", 0, _MAX_HEADER_BYTES), raw.rfind(b"\r", 0, _MAX_HEADER_BYTES))
+        cut = cut + 1 if cut >= 0 else _MAX_HEADER_BYTES
+        return raw[:cut] + b"\n\n" + raw[cut:]
+    header = raw[: end.end()] if end else raw
+    if not _CONTAINER_TYPE.search(header):
+        # One part: text past this many bytes would be cut anyway (base64 of 4-byte characters, HTML budget).
+        return raw[: len(header) + body_limit]
+    if max(raw.count(b"\n"), raw.count(b"\r")) > _MAX_MULTIPART_LINES:
+        for found in itertools.islice(_LINE_BREAK.finditer(raw), _MAX_MULTIPART_LINES - 1, _MAX_MULTIPART_LINES):
+            raw = raw[: found.end()]
+    pos = end.end() if end else 0
+    for _ in range(_MAX_BOUNDARIES):
+        found = _BOUNDARY_LINE.search(raw, pos)
+        if not found:
+            return raw
+        pos = found.end()
+    return raw[:pos]
+
+
+def _plain(raw: bytes, opts: ExtractOptions) -> str:
+    """The bytes as text, for input that is not e-mail at all."""
+    text = normalize(_decode_bytes(raw[: 4 * opts.max_chars], None)[: opts.max_chars])
+    return _SPACES.sub(" ", text).strip()
+
+
 def extract(raw: bytes, opts: ExtractOptions = ExtractOptions()) -> str:
-    """The text a classifier sees for one raw message. Never raises on message content."""
-    if not isinstance(raw, (bytes, bytearray)):
+    """The text a classifier sees for one raw message. Never raises on message content.
+
+    Work is bounded whatever the input: ``max_bytes`` read, ``max_parts`` parts and
+    ``max_depth`` levels visited, ``max_chars`` of text kept and twice that of HTML scanned,
+    and the pathological structures that slow Python's parser are cut first (:func:`bound_message`).
+    """
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise TypeError("extract() takes the raw message as bytes")
-    raw = bytes(raw[: opts.max_bytes])
+    raw = bound_message(bytes(raw[: opts.max_bytes]), 12 * opts.max_chars)
     try:
         msg = _PARSER.parsebytes(raw)
-    except Exception:  # not parseable as mail at all: score the bytes as text
-        return normalize(_decode_bytes(raw, None))[: opts.max_chars]
+    except Exception:  # not parseable as mail at all (or nested past the recursion limit): the bytes as text
+        return _plain(raw, opts)
     pieces: list[str] = []
     signals: list[str] = []
+    budget = _Budget(chars=opts.max_chars, markup=_MAX_MARKUP_FACTOR * opts.max_chars)
     try:
         pieces.append(decode_header(msg.get("Subject")))
         if opts.headers:
             signals += _header_tokens(msg)
-        for part, _depth in _walk(msg, opts):
-            pieces.append(_part_text(part, opts, signals))
-            if sum(len(p) for p in pieces) > opts.max_chars:
+        for part, is_message in _walk(msg, opts):
+            if is_message:  # a forwarded or bounced message: its subject is text too
+                pieces.append(decode_header(part.get("Subject")))
+                continue
+            pieces.append(_part_text(part, opts, signals, budget))
+            if budget.chars <= 0:
                 break
     except Exception:  # a defect email's parser tolerated but we tripped on: keep what we have
         signals.append("extracterror")
     text = normalize(" ".join(p for p in pieces if p))[: opts.max_chars]
     if opts.headers:
         signals += ["urldom_" + tokenish(d) for d in _URL.findall(text)[:50]]
+        if budget.images and len(text.split()) < 10:
+            signals.append("imageonly")
     text = _SPACES.sub(" ", text).strip()
     # Structure tokens (headers, HTML, attachments) are one switch: off gives the article's plain text.
     return (" ".join(signals) + "\n" + text) if signals and opts.headers else text

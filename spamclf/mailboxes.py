@@ -1,0 +1,228 @@
+"""Mail containers read as streams: mbox (``From `` separated, with Content-Length) and compressed files.
+
+Everything here works on binary file objects one line (or chunk) at a time, so a
+mailbox of any size passes through holding at most one message, itself capped.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import re
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+# An mbox envelope line: "From <sender> <asctime date>". The date is required, so that a body line
+# that merely starts with "From " (unquoted prose) does not split a message in two.
+_FROM_LINE = re.compile(
+    rb"From \S.{0,200}?\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),? +(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +"
+    rb"\d{1,2} +\d{1,2}:\d\d"
+)
+_CONTENT_LENGTH = re.compile(rb"(?i)content-length:[ \t]*(\d{1,12})[ \t]*\r?$")
+_CHUNK = 1 << 16  # longest piece of a line read at once: a megabyte "line" is read in pieces
+
+COMPRESSION_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
+COMPRESSION_SUFFIXES = {"gzip": (".gz", ".tgz"), "bzip2": (".bz2",), "xz": (".xz",)}
+_OPENERS = {"gzip": gzip.GzipFile, "bzip2": bz2.BZ2File, "xz": lzma.LZMAFile}
+
+
+def is_from_line(line: bytes) -> bool:
+    """Whether ``line`` is an mbox envelope (``From sender Thu Aug 22 13:17:22 2002``)."""
+    return line.startswith(b"From ") and _FROM_LINE.match(line, 0, 400) is not None
+
+
+def compression_of(head: bytes) -> str | None:
+    """``gzip``, ``bzip2`` or ``xz`` from a file's first bytes, else None."""
+    for magic, kind in COMPRESSION_MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    return None
+
+
+def inner_name(name: str, kind: str) -> str:
+    """The name a compressed file had before compression (``box.mbox.gz`` -> ``box.mbox``)."""
+    for suffix in COMPRESSION_SUFFIXES[kind]:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)] + (".tar" if suffix == ".tgz" else "")
+    return name
+
+
+class _Tolerant(io.RawIOBase):
+    """A decompressing stream that ends cleanly at corrupt or truncated data, and remembers why."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.error: str | None = None
+        self.bytes_out = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.error is not None:
+            return 0
+        try:
+            data = self.inner.read(len(buffer))
+        except (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError) as exc:
+            self.error = str(exc) or exc.__class__.__name__
+            return 0
+        buffer[: len(data)] = data
+        self.bytes_out += len(data)
+        return len(data)
+
+
+def open_decompressed(fh: BinaryIO, kind: str) -> tuple[io.BufferedReader, _Tolerant]:
+    """A peekable reader of the decompressed bytes of ``fh``, and the stream that records corruption."""
+    tolerant = _Tolerant(_OPENERS[kind](fileobj=fh, mode="rb"))
+    return io.BufferedReader(tolerant, buffer_size=_CHUNK), tolerant
+
+
+@dataclass
+class RawMessage:
+    """One message cut from a container: its bytes (capped) and how many bytes past the cap were dropped."""
+
+    raw: bytes
+    truncated: int = 0
+
+
+class _Capped:
+    """Collects at most ``limit`` bytes and counts the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.limit = limit
+        self.dropped = 0
+
+    def add(self, data: bytes) -> None:
+        room = self.limit - self.size
+        if room >= len(data):
+            self.parts.append(data)
+            self.size += len(data)
+        else:
+            if room > 0:
+                self.parts.append(data[:room])
+                self.size += room
+            self.dropped += len(data) - max(room, 0)
+
+    def last_line_blank(self) -> bool:
+        return bool(self.parts) and self.parts[-1] in (b"\n", b"\r\n") and not self.dropped
+
+    def drop_last(self) -> None:
+        self.size -= len(self.parts.pop())
+
+    def message(self) -> RawMessage:
+        return RawMessage(b"".join(self.parts), self.dropped)
+
+
+class _Lines:
+    """Line reader over a binary stream with push-back, so a Content-Length guess can be undone."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh = fh
+        self.back: io.BytesIO | None = None
+
+    def readline(self) -> bytes:
+        if self.back is None:
+            return self.fh.readline(_CHUNK)
+        line = self.back.readline(_CHUNK)
+        if line.endswith(b"\n") or len(line) >= _CHUNK:
+            return line
+        self.back = None  # pushed-back data used up; the line may continue in the stream
+        return line + self.fh.readline(_CHUNK - len(line))
+
+    def read(self, n: int) -> bytes:
+        data = b""
+        if self.back is not None:
+            data = self.back.read(n)
+            if len(data) < n:
+                self.back = None
+        if len(data) < n:
+            data += self.fh.read(n - len(data))
+        return data
+
+    def unread(self, data: bytes) -> None:
+        if data:
+            rest = self.back.read() if self.back is not None else b""
+            self.back = io.BytesIO(data + rest)
+
+
+def _content_length_body(lines: _Lines, length: int, max_bytes: int) -> tuple[bytes, bytes | None] | None:
+    """The body if ``Content-Length`` is honest (it ends at EOF or at the next envelope), else None (input restored)."""
+    if length > max_bytes:  # too big to hold for checking; let the separator scan decide
+        return None
+    body = lines.read(length)
+    following = lines.readline()
+    if following == b"" and len(body) == length:
+        return body, None
+    if is_from_line(following):
+        return body, following
+    if following in (b"\n", b"\r\n"):
+        after = lines.readline()
+        if after == b"" or is_from_line(after):
+            return body + following if after == b"" else body, after or None
+        lines.unread(after)
+    lines.unread(following)
+    lines.unread(body)
+    return None
+
+
+def iter_mbox(fh: BinaryIO, max_bytes: int) -> Iterator[RawMessage]:
+    """Messages of an mbox stream, envelope line included, each capped at ``max_bytes``.
+
+    Messages are separated by envelope lines (``From sender date``); the blank line before
+    an envelope belongs to the mailbox, not to the message. A ``Content-Length`` header
+    is used when it is honest (mboxcl2 files do not quote ``From `` in bodies). ``>From ``
+    lines are kept as stored: the bytes of a message are the bytes in the file.
+    """
+    lines = _Lines(fh)
+    envelope = lines.readline()
+    while envelope:
+        msg = _Capped(max_bytes)
+        msg.add(envelope)
+        next_envelope = None
+        length = None
+        at_line_start = envelope.endswith(b"\n")
+        # Headers: up to the first blank line, noting Content-Length.
+        in_headers = True
+        while in_headers:
+            line = lines.readline()
+            if not line:
+                yield msg.message()
+                return
+            if at_line_start and is_from_line(line):  # a message with no body
+                next_envelope = line
+                break
+            msg.add(line)
+            if at_line_start:
+                if line in (b"\n", b"\r\n"):
+                    in_headers = False
+                else:
+                    match = _CONTENT_LENGTH.match(line.rstrip(b"\n"))
+                    if match:
+                        length = int(match.group(1))
+            at_line_start = line.endswith(b"\n")
+        if next_envelope is None and length is not None:
+            found = _content_length_body(lines, length, max_bytes)
+            if found is not None:
+                body, next_envelope = found
+                msg.add(body)
+                yield msg.message()
+                envelope = next_envelope
+                continue
+        while next_envelope is None:
+            line = lines.readline()
+            if not line:
+                break
+            if at_line_start and is_from_line(line):
+                next_envelope = line
+                if msg.last_line_blank():
+                    msg.drop_last()
+                break
+            msg.add(line)
+            at_line_start = line.endswith(b"\n")
+        yield msg.message()
+        envelope = next_envelope
