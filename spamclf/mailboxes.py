@@ -26,7 +26,11 @@ _CHUNK = 1 << 16  # longest piece of a line read at once: a megabyte "line" is r
 
 COMPRESSION_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
 COMPRESSION_SUFFIXES = {"gzip": (".gz", ".tgz"), "bzip2": (".bz2",), "xz": (".xz",)}
-_OPENERS = {"gzip": gzip.GzipFile, "bzip2": bz2.BZ2File, "xz": lzma.LZMAFile}
+_OPENERS = {
+    "gzip": lambda fh: gzip.GzipFile(fileobj=fh, mode="rb"),
+    "bzip2": lambda fh: bz2.BZ2File(fh, mode="rb"),
+    "xz": lambda fh: lzma.LZMAFile(fh, mode="rb"),
+}
 
 
 def is_from_line(line: bytes) -> bool:
@@ -76,7 +80,7 @@ class _Tolerant(io.RawIOBase):
 
 def open_decompressed(fh: BinaryIO, kind: str) -> tuple[io.BufferedReader, _Tolerant]:
     """A peekable reader of the decompressed bytes of ``fh``, and the stream that records corruption."""
-    tolerant = _Tolerant(_OPENERS[kind](fileobj=fh, mode="rb"))
+    tolerant = _Tolerant(_OPENERS[kind](fh))
     return io.BufferedReader(tolerant, buffer_size=_CHUNK), tolerant
 
 
@@ -86,6 +90,7 @@ class RawMessage:
 
     raw: bytes
     truncated: int = 0
+    separator: bytes = b""  # the blank line after the message, which belongs to the mailbox
 
 
 class _Capped:
@@ -111,10 +116,11 @@ class _Capped:
     def last_line_blank(self) -> bool:
         return bool(self.parts) and self.parts[-1] in (b"\n", b"\r\n") and not self.dropped
 
-    def drop_last(self) -> None:
-        self.size -= len(self.parts.pop())
-
-    def message(self) -> RawMessage:
+    def message(self, strip_separator: bool = False) -> RawMessage:
+        if strip_separator and self.last_line_blank() and len(self.parts) > 1:
+            separator = self.parts.pop()
+            self.size -= len(separator)
+            return RawMessage(b"".join(self.parts), self.dropped, separator)
         return RawMessage(b"".join(self.parts), self.dropped)
 
 
@@ -163,7 +169,7 @@ def _content_length_body(lines: _Lines, length: int, max_bytes: int) -> tuple[by
     if following in (b"\n", b"\r\n"):
         after = lines.readline()
         if after == b"" or is_from_line(after):
-            return body + following if after == b"" else body, after or None
+            return body, after or None
         lines.unread(after)
     lines.unread(following)
     lines.unread(body)
@@ -174,7 +180,8 @@ def iter_mbox(fh: BinaryIO, max_bytes: int) -> Iterator[RawMessage]:
     """Messages of an mbox stream, envelope line included, each capped at ``max_bytes``.
 
     Messages are separated by envelope lines (``From sender date``); the blank line before
-    an envelope belongs to the mailbox, not to the message. A ``Content-Length`` header
+    an envelope (or the end of the file) belongs to the mailbox, not to the message, as
+    Python's ``mailbox`` module writes and reads it. A ``Content-Length`` header
     is used when it is honest (mboxcl2 files do not quote ``From `` in bodies). ``>From ``
     lines are kept as stored: the bytes of a message are the bytes in the file.
     """
@@ -219,10 +226,8 @@ def iter_mbox(fh: BinaryIO, max_bytes: int) -> Iterator[RawMessage]:
                 break
             if at_line_start and is_from_line(line):
                 next_envelope = line
-                if msg.last_line_blank():
-                    msg.drop_last()
                 break
             msg.add(line)
             at_line_start = line.endswith(b"\n")
-        yield msg.message()
+        yield msg.message(strip_separator=True)
         envelope = next_envelope

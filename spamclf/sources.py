@@ -129,8 +129,8 @@ def walk_files(folder: Path, skips: SkipLog | None = None) -> Iterator[Path]:
     """Files below ``folder`` in a stable order; hidden, backup and special files skipped and logged.
 
     Symbolic links to files are followed; links to folders are not, so a link loop cannot trap us.
-    In a Maildir, ``tmp/`` (messages still being delivered) is skipped and ``.Folder`` subfolders
-    (Maildir++) are read.
+    In a Maildir, ``tmp/`` (messages still being delivered) and the files beside ``cur/`` and
+    ``new/`` (``maildirfolder``, index files) are skipped, and ``.Folder`` subfolders (Maildir++) are read.
     """
 
     def skip(path: str, reason: str) -> None:
@@ -172,6 +172,9 @@ def walk_files(folder: Path, skips: SkipLog | None = None) -> Iterator[Path]:
             reason = _ignored(entry.name)
             if reason:
                 skip(entry.path, reason)
+                continue
+            if maildir:  # messages live in cur/ and new/; files beside them are the mail server's indexes
+                skip(entry.path, "Maildir metadata file")
                 continue
             try:
                 if entry.is_symlink() and entry.is_dir(follow_symlinks=True):
@@ -311,8 +314,10 @@ def _iter_mbox_items(fh: BinaryIO, name: str, how: _Read) -> Iterator[Item]:
             yield Item(path=f"{name}#{index}", raw=held.raw, label=how.label, truncated=bool(held.truncated))
         yield Item(path=f"{name}#{index + 1}", label=how.label, error=_reason(exc))
         return
-    if held is not None:
-        yield Item(path=name if index == 1 else f"{name}#{index}", raw=held.raw, label=how.label, truncated=bool(held.truncated))
+    if held is not None and index == 1:  # a message file, not a mailbox: its bytes as they are
+        yield Item(path=name, raw=held.raw + held.separator, label=how.label, truncated=bool(held.truncated))
+    elif held is not None:
+        yield Item(path=f"{name}#{index}", raw=held.raw, label=how.label, truncated=bool(held.truncated))
 
 
 def _row_label(cell: object, where: str, how: _Read) -> int | None:
