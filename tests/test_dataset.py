@@ -1,0 +1,53 @@
+"""Labelled data: duplicates are counted and dropped, and no message lands in both splits."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+
+from spamclf.dataset import load_labelled, message_digest
+from spamclf.extract import ExtractOptions
+from spamclf.preprocess import preprocess
+from spamclf.sources import LabelledSource
+
+
+def test_digest_ignores_the_envelope_line():
+    body = b"Subject: x\n\nsame"
+    assert message_digest(b"From a@b Mon Jan  1 00:00:00 2001\n" + body) == message_digest(b"From c@d Tue Feb  2 00:00:00 2002\n" + body)
+    assert message_digest(body) != message_digest(body + b"!")
+
+
+def test_duplicates_across_formats_are_dropped_and_reported(tmp_path, sample):
+    spam = sorted((sample / "spam").iterdir())
+    box = mailbox.mbox(str(tmp_path / "again.mbox"))
+    for path in spam[:10]:
+        box.add(path.read_bytes())  # the same messages again, now inside a mailbox
+    box.flush()
+    data = load_labelled(
+        [str(sample), LabelledSource(str(tmp_path / "again.mbox"), 1), LabelledSource(str(spam[0]), 0)], ExtractOptions(), progress=False
+    )
+    assert len(data) == 300
+    stats = data.stats()
+    assert stats["duplicates_dropped"] >= 10  # Python's mbox writer may quote a "From " body line: then not exact
+    reasons = stats["skipped_by_reason"]
+    assert reasons.get("exact duplicate with the other label (the first copy is kept)") == 1
+    assert all(entry["duplicate_of"] for entry in stats["skipped_messages"] if "duplicate" in entry["reason"])
+
+
+def test_preprocess_never_puts_one_message_in_both_splits(tmp_path, sample):
+    folder = tmp_path / "data"
+    for label in ("spam", "ham"):
+        (folder / label).mkdir(parents=True)
+        for n, path in enumerate(sorted((sample / label).iterdir())):
+            raw = path.read_bytes()
+            (folder / label / path.name).write_bytes(raw)
+            if n % 3 == 0:  # every third message twice, under another name
+                (folder / label / f"copy-{path.name}").write_bytes(raw)
+    stats = preprocess([str(folder)], tmp_path / "out", test_size=0.3, seed=7, progress=False)
+    assert stats["duplicates_dropped"] == 40 + 60
+    digests = {}
+    for split in ("train", "test"):
+        lines = (tmp_path / "out" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()[1:]
+        digests[split] = [json.loads(line)["sha256"] for line in lines]
+    assert len(digests["train"]) + len(digests["test"]) == 300
+    assert not set(digests["train"]) & set(digests["test"])

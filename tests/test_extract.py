@@ -1,0 +1,75 @@
+"""Text extraction on the structures real mail uses: what a classifier must see, and what it must not."""
+
+from __future__ import annotations
+
+import base64
+
+from spamclf.extract import ExtractOptions, extract, html_to_text, normalize
+
+
+def test_spammer_obfuscation_is_normalised():
+    assert normalize("Vi\u200bag\u00adra \u200dnow") == "Viagra now"  # zero-width and soft hyphen
+    assert normalize("Buy V\u0456\u0430gr\u0430 and \u0501rugs") == "Buy Viagra and drugs"  # Cyrillic look-alikes
+    assert normalize("привет мир, καλημέρα") == "привет мир, καλημέρα"  # real Russian and Greek untouched
+    assert normalize("ＦＲＥＥ") == "FREE"  # full-width forms
+    text, _ = html_to_text("<p>F<b>R</b>EE v<!-- x -->iag<!---->ra</p>")
+    assert "FREE viagra" in text
+
+
+def test_html_visible_text_and_cheap_signals():
+    markup = (
+        "<!DOCTYPE html><html><head><style>p{color:red}</style><script>var s='<p>hidden</p>';</script></head>"
+        "<body><a href=' http://Evil.Example.com/x'>click &amp; win</a><a href=\"https://b.example.org\">b</a>"
+        "<img src=x>1 &lt; 2</body></html>"
+    )
+    text, signals = html_to_text(markup)
+    assert "click & win" in text and "1 < 2" in text
+    assert "hidden" not in text and "color" not in text and "DOCTYPE" not in text
+    assert {"linkdom_evil_example_com", "linkdom_b_example_org"} <= set(signals)
+    _, only_image = html_to_text("<html><body><img src='http://x/y.gif'></body></html>")
+    assert "htmlimageonly" in only_image
+
+
+def test_transfer_encodings_and_charsets():
+    body = base64.b64encode("Größe: 3 € only".encode("iso-8859-15"))
+    msg = b"Subject: =?utf-8?b?" + base64.b64encode("Grüße".encode()) + b"?=\nContent-Type: text/plain; charset=iso-8859-15\n"
+    msg += b"Content-Transfer-Encoding: base64\n\n" + body
+    text = extract(msg)
+    assert "Grüße" in text and "Größe: 3 € only" in text and "charset_iso_8859_15" in text
+    qp = b"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\ncaf=C3=A9 =\nau lait"
+    assert "café au lait" in extract(qp)
+
+
+def test_attachments_are_reduced_to_type_and_name():
+    msg = (
+        b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nsee attached\n"
+        b"--b\nContent-Type: application/pdf; name=invoice.pdf\nContent-Disposition: attachment; filename=invoice.pdf\n"
+        b"Content-Transfer-Encoding: base64\n\n" + base64.b64encode(b"%PDF-1.4 secret bytes") + b"\n--b--\n"
+    )
+    text = extract(msg)
+    assert "see attached" in text
+    assert {"attach_application_pdf", "attachname_invoice_pdf", "attachext_pdf"} <= set(text.split())
+    assert "secret" not in text
+
+
+def test_forwarded_message_is_read_as_a_message():
+    inner = b"Subject: inner offer\nFrom: x@spam.example\n\ncheap pills inside"
+    msg = b"Subject: Fwd\nContent-Type: message/rfc822\n\n" + inner
+    text = extract(msg)
+    assert "inner offer" in text and "cheap pills inside" in text
+
+
+def test_header_tokens_and_plain_mode():
+    msg = b"From: Bob <bob@mail.example.com>\nReceived: from relay.example.net by mx.example.org\nSubject: hi\n\nbody"
+    tokens = set(extract(msg).split())
+    assert {"hfrom_mail_example_com", "hrcvd_relay_example_net", "hsubj_hi", "hfromname_bob"} <= tokens
+    assert extract(msg, ExtractOptions(headers=False)) == "hi body"
+
+
+def test_size_caps_bound_the_text():
+    opts = ExtractOptions(max_chars=1000)
+    text = extract(b"Subject: s\n\n" + b"word " * 100_000, opts)
+    assert len(text.split("\n", 1)[1]) <= 1000
+    many = b"Content-Type: multipart/mixed; boundary=b\n\n" + b"--b\n\npart\n" * 100 + b"--b--\n"
+    body = extract(many, ExtractOptions(max_parts=10)).split("\n", 1)[1]
+    assert body.split().count("part") == 9  # the multipart container is the tenth part visited

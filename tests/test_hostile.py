@@ -1,0 +1,169 @@
+"""Hostile input: whatever the bytes or the file system hold, every input gets its one row, no traceback.
+
+The inputs are generated here (not committed binaries). Time bounds are measured in
+benchmarks/hostile_inputs.py, not asserted: each case below is sized so that unbounded
+(quadratic or recursive) work would make this file take minutes instead of seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spamclf.cli import main
+from spamclf.extract import ExtractOptions, bound_message, extract
+from spamclf.sources import SkipLog, iter_inputs
+
+
+def multipart(n: int, ctype: bytes = b"text/plain") -> bytes:
+    parts = b"".join(b"--b\r\nContent-Type: %s\r\n\r\nhello %d\r\n" % (ctype, i) for i in range(n))
+    return b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + parts + b"--b--\r\n"
+
+
+def nested(depth: int) -> bytes:
+    head = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n" % (i, i) for i in range(depth))
+    return head + b"Content-Type: text/plain\n\ndeep inside\n"
+
+
+HOSTILE = {
+    "empty": b"",
+    "binary": bytes(range(256)) * 4000,
+    "nul_bytes": b"Subject: nul\n\n" + b"\x00" * 1_000_000,
+    "truncated_multipart": multipart(5)[:-40],
+    "boundaryless_multipart": b"Content-Type: multipart/mixed\n\n--x\nContent-Type: text/plain\n\nhidden words\n",
+    "thousands_of_parts": multipart(50_000),
+    "thousands_of_html_parts": multipart(5_000, b"text/html"),
+    "deep_nesting": nested(3_000),
+    "deep_rfc822": b"Content-Type: message/rfc822\n\n" * 3_000 + b"Subject: inner\n\nbody",
+    "invalid_base64": b"Content-Transfer-Encoding: base64\n\n" + b"!!!!====abc\n" * 100_000,
+    "invalid_qp": b"Content-Transfer-Encoding: quoted-printable\n\n" + b"=ZZ=\n=" * 100_000,
+    "unknown_charset": b"Content-Type: text/plain; charset=x-klingon\n\nQapla' \xff\xfe cheap",
+    "lying_charset": b"Content-Type: text/plain; charset=utf-8\n\ncaf\xe9 cr\xe8me \x93quoted\x94",
+    "codec_not_text": b"Content-Type: text/plain; charset=zlib\n\nnot compressed",
+    "slow_codec": b"Content-Type: text/plain; charset=punycode\n\n" + b"a-" * 200_000 + b"\xff",
+    "utf16_body": b"Content-Type: text/plain; charset=utf-16\n\n" + "free money now".encode("utf-16"),
+    "utf16_undeclared": b"Subject: x\n\n" + "free money now".encode("utf-16-le"),
+    "huge_single_line": b"Subject: line\n\n" + b"word " * 2_000_000,
+    "megabyte_header": b"Subject: " + b"a" * 1_000_000 + b"\n\nbody",
+    "megabyte_encoded_words": b"Subject: " + b"=?utf-8?b?aGVsbG8=?= " * 50_000 + b"\n\nbody",
+    "endless_headers": b"".join(b"X-H%d: v\n" % i for i in range(200_000)),
+    "deep_html": b"Content-Type: text/html\n\n" + b"<div><span>" * 300_000 + b"deep",
+    "unclosed_comments": b"Content-Type: text/html\n\n" + b"<!--" * 500_000,
+    "html_junk": b"Content-Type: text/html\n\n" + b"<<!</<?<![CDATA[&#" * 100_000,
+    "cr_only": b"Subject: cr\rFrom: a@b\r\rbody line\r" * 200_000,
+    "cr_only_multipart": b"Content-Type: multipart/mixed; boundary=b\r\r--b\r\r" + b"w\r" * 2_000_000,
+    "rfc2231_garbage": b"Content-Type: text/plain; charset*=utf-8''%ff%fe; name*0=a; name*1=b\n\nx",
+    "bad_encoded_word": b"Subject: =?x-unknown?q?=ff=fe?= =?utf-8?b?!!!?=\n\nbody",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_extract_survives(name):
+    text = extract(HOSTILE[name])
+    assert isinstance(text, str)
+    assert len(text) <= ExtractOptions().max_chars + 10_000  # signals line plus capped text
+
+
+def test_obfuscated_words_still_read():
+    assert "hidden words" in extract(HOSTILE["boundaryless_multipart"])
+    assert "free money now" in extract(HOSTILE["utf16_body"])
+    assert "free money now" in extract(HOSTILE["utf16_undeclared"])
+    assert "café crème “quoted”" in extract(HOSTILE["lying_charset"])
+
+
+def test_parser_bounds_cut_pathological_structure():
+    many = multipart(50_000)
+    assert len(bound_message(many)) < len(many) // 10
+    endless = HOSTILE["endless_headers"]
+    assert b"\n\n" in bound_message(endless)[: 300 * 1024]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=4000))
+def test_arbitrary_bytes_never_raise(raw):
+    assert isinstance(extract(raw), str)
+
+
+_FRAGMENTS = st.sampled_from(
+    [
+        b"Content-Type: multipart/mixed; boundary=x\n",
+        b"Content-Type: message/rfc822\n",
+        b"Content-Type: text/html; charset=utf-16\n",
+        b"Content-Type: text/plain; charset=\"=?bad?=\"\n",
+        b"Content-Transfer-Encoding: base64\n",
+        b"Content-Transfer-Encoding: quoted-printable\n",
+        b"Content-Disposition: attachment; filename*=utf-8''%ff\n",
+        b"Subject: =?utf-8?q?=E2=80?=\n",
+        b"\n",
+        b"--x\n",
+        b"--x--\n",
+        b"<a href='http://x'>",
+        b"<!--",
+        b"=?",
+        b"\r",
+        b"\x00",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(_FRAGMENTS, st.binary(max_size=40)), max_size=60))
+def test_mime_shaped_garbage_never_raises(pieces):
+    assert isinstance(extract(b"".join(pieces)), str)
+
+
+def test_every_hostile_file_gets_one_scored_row(tmp_path, smoke_models):
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    for name, raw in HOSTILE.items():
+        (folder / f"{name}.eml").write_bytes(raw)
+    result = CliRunner().invoke(main, ["predict", "--models", str(smoke_models), "--format", "jsonl", str(folder)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(os.path.basename(r["path"]) for r in rows) == sorted(f"{n}.eml" for n in HOSTILE)
+    assert all(r["error"] is None and 0.0 <= r["score"] <= 1.0 for r in rows)
+    assert f"{len(HOSTILE)} scored, 0 failed" in result.stderr
+
+
+def test_unreadable_inputs_get_error_rows_and_exit_3(tmp_path, sample, smoke_models):
+    folder = tmp_path / "box"
+    folder.mkdir()
+    good = sorted((sample / "ham").iterdir())[0]
+    (folder / "good.eml").write_bytes(good.read_bytes())
+    (folder / "dangling").symlink_to(tmp_path / "nowhere")
+    (folder / "loop_a").symlink_to(folder / "loop_b")
+    (folder / "loop_b").symlink_to(folder / "loop_a")
+    (folder / "dirlink").symlink_to(folder)  # a link to a folder is skipped and counted, never followed
+    os.mkfifo(folder / "pipe")  # would block a reader forever: skipped and counted
+    locked = folder / "locked.eml"
+    locked.write_bytes(good.read_bytes())
+    locked.chmod(0)
+    can_read_locked = os.access(locked, os.R_OK)  # root reads anything
+    skips = SkipLog()
+    items = list(iter_inputs([folder], 10_000_000, skips))
+    by_name = {os.path.basename(i.path): i for i in items}
+    assert set(by_name) == {"dangling", "good.eml", "locked.eml", "loop_a", "loop_b"}
+    assert by_name["good.eml"].error is None
+    assert by_name["dangling"].error and by_name["loop_a"].error and by_name["loop_b"].error
+    assert (by_name["locked.eml"].error is None) == can_read_locked
+    assert set(skips.counts()) == {"link to a folder (not followed)", "not a regular file (device, pipe or socket)"}
+
+    result = CliRunner().invoke(main, ["predict", "--models", str(smoke_models), "--format", "csv", str(folder), str(tmp_path / "missing.eml")])
+    assert result.exit_code == 3
+    failed = 3 + (0 if can_read_locked else 1) + 1
+    assert f"{6 - failed} scored, {failed} failed" in result.stderr
+    assert "Traceback" not in result.output
+    assert len(result.stdout.splitlines()) == 1 + 6  # header + one row per input found
+
+
+def test_message_larger_than_the_cap_is_truncated_and_scored(tmp_path):
+    big = tmp_path / "big.eml"
+    big.write_bytes(b"Subject: big\n\n" + base64.b64encode(os.urandom(300_000)))
+    (item,) = iter_inputs([big], 100_000)
+    assert item.truncated and len(item.raw) == 100_000
