@@ -23,7 +23,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple, Any, tuple | None]]] = {
         "max_chars": ((int,), 200_000, None),
     },
     "features": {
-        "max_features": ((int, type(None)), 50_000, None),
+        "max_features": ((int, type(None)), 20_000, None),
         "ngram_max": ((int,), 1, None),
         "min_df": ((int,), 2, None),
         "max_df": ((float,), 1.0, None),
@@ -37,14 +37,14 @@ _SCHEMA: dict[str, dict[str, tuple[tuple, Any, tuple | None]]] = {
     },
     "train": {
         "seed": ((int,), 42, None),
-        "epochs": ((int,), 10, None),
-        "batch_size": ((int,), 32, None),
+        "epochs": ((int,), 6, None),
+        "batch_size": ((int,), 256, None),
         "learning_rate": ((float,), 0.001, None),
         "validation_split": ((float,), 0.2, None),
         "early_stopping": ((bool,), True, None),
-        "patience": ((int,), 2, None),
+        "patience": ((int,), 1, None),
         "class_weight": ((str,), "none", ("none", "balanced")),
-        "target_fpr": ((float, type(None)), 0.001, None),
+        "target_fpr": ((float, type(None)), 0.005, None),
         "min_threshold": ((float,), 0.5, None),
     },
 }

@@ -23,11 +23,29 @@ import scipy.sparse as sp
 TOKEN_PATTERN = re.compile(r"(?u)\b\w\w+\b")
 
 
+# Chinese, Japanese and Korean text has no spaces between words: a whole sentence would be one
+# "word". Runs of those scripts become overlapping character pairs instead.
+CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+
+
+def _cjk_bigrams(token: str) -> list[str]:
+    out = []
+    for part in re.split(f"({CJK.pattern})", token):
+        if CJK.fullmatch(part):
+            out += [part[i : i + 2] for i in range(max(len(part) - 1, 1))]
+        elif len(part) >= 2:
+            out.append(part)
+    return out
+
+
 def analyze(text: str, *, lowercase: bool = True, ngram_max: int = 1, max_token_chars: int = 80) -> list[str]:
-    """Tokens of ``text``: words of two or more word characters, and word n-grams up to ``ngram_max``."""
+    """Tokens of ``text``: words of two or more word characters (CJK runs as character pairs), and word n-grams up to ``ngram_max``."""
     if lowercase:
         text = text.lower()
-    tokens = [t for t in TOKEN_PATTERN.findall(text) if len(t) <= max_token_chars]
+    tokens = TOKEN_PATTERN.findall(text)
+    if CJK.search(text):
+        tokens = [piece for t in tokens for piece in (_cjk_bigrams(t) if CJK.search(t) else (t,))]
+    tokens = [t for t in tokens if len(t) <= max_token_chars]
     if ngram_max <= 1:
         return tokens
     grams = list(tokens)

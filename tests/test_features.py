@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -73,3 +75,16 @@ def test_save_and_load_round_trip(texts, tmp_path):
     g = TfidfFeatures.load(tmp_path / "v.json", tmp_path / "idf.npz")
     assert g.settings() == f.settings() and g.vocabulary_ == f.vocabulary_
     assert abs(g.transform(texts[:20]) - f.transform(texts[:20])).max() == 0
+
+
+def test_cjk_runs_become_character_pairs():
+    assert analyze("打造MBA 四大素质 hello") == ["打造", "mba", "四大", "大素", "素质", "hello"]
+    assert analyze("Plain ASCII words only, a b") == ["plain", "ascii", "words", "only"]
+
+
+def test_chinese_spam_gets_real_features(sample):
+    # a Chinese message of the sample: without pairs its body would be a handful of sentence-long "words"
+    texts = [p.read_bytes().decode("utf-8", "replace") for p in sorted((sample / "spam").iterdir())]
+    chinese = [t for t in texts if len(re.findall(r"[\u4e00-\u9fff]", t)) > 50]
+    tokens = analyze(chinese[0]) if chinese else analyze("四大素质培养" * 20)
+    assert sum(len(t) == 2 and "\u4e00" <= t[0] <= "\u9fff" for t in tokens) > 20

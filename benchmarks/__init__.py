@@ -1,0 +1,1 @@
+"""Speed and accuracy benchmarks: ``make bench`` and ``make accuracy`` (see benchmarks/README.md)."""

@@ -1,0 +1,173 @@
+"""Accuracy benchmark (issue 4): the 80/20 split and stratified 5-fold CV of the full corpus.
+
+Each config is trained by the same code as ``spamclf train`` (``training.train_dataset``), its
+bundle saved and loaded back, and the held-out messages scored at the bundle's saved
+threshold. bogofilter (when on PATH) and scikit-learn's TF-IDF + logistic regression are
+measured on the same split and folds. Usage::
+
+    python -m benchmarks.accuracy [--corpus DIR] [--configs default,seed] [--folds 5] [--cv-configs default,seed]
+
+prints a table, writes benchmarks/results/accuracy-<time>.json (and accuracy-latest.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .common import ROOT, bogofilter, corpus_dir, folds, machine, split, table, write_results
+
+CONFIGS = {"default": None, "seed": ROOT / "configs" / "seed.yaml"}
+KEYS = ("accuracy", "roc_auc", "false_positive_rate", "false_negative_rate")
+
+
+def _spamclf(data, train_idx, test_idx, cfg: dict) -> dict:
+    from spamclf.metrics import classification_metrics
+    from spamclf.prediction import Classifier
+    from spamclf.training import train_dataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        summary = train_dataset(data.subset(train_idx), Path(tmp) / "models", cfg, progress=False)
+        seconds = time.perf_counter() - start
+        clf = Classifier.load(Path(tmp) / "models")
+        scores = clf.score_texts([data.texts[i] for i in test_idx])
+    m = classification_metrics(data.y[test_idx], scores, clf.threshold)
+    m.update(train_s=seconds, epochs_run=summary["epochs_run"], n_features=summary["n_features"])
+    m["errors"] = [
+        {"path": data.paths[i], "label": int(data.y[i]), "score": float(s)}
+        for i, s in zip(test_idx, scores)
+        if (s >= clf.threshold) != bool(data.y[i])
+    ]
+    return m
+
+
+def _bogofilter(data, train_idx, test_idx) -> dict:
+    from spamclf.metrics import classification_metrics, roc_auc
+
+    with tempfile.TemporaryDirectory() as db:
+        start = time.perf_counter()
+        for flag, label in (("-s", 1), ("-n", 0)):
+            listing = "".join(f"{data.paths[i]}\n" for i in train_idx if data.y[i] == label)
+            subprocess.run(["bogofilter", "-d", db, flag, "-b"], input=listing.encode(), check=True)
+        seconds = time.perf_counter() - start
+        listing = "".join(f"{data.paths[i]}\n" for i in test_idx)
+        out = subprocess.run(["bogofilter", "-d", db, "-b", "-T"], input=listing.encode(), capture_output=True).stdout.decode()
+    verdict, spamicity = {}, {}
+    for line in out.splitlines():
+        path, letter, score = line.rsplit(" ", 2)
+        verdict[path], spamicity[path] = letter, float(score)
+    y = data.y[test_idx]
+    paths = [data.paths[i] for i in test_idx]
+    # bogofilter's own verdict (spam at its spam_cutoff 0.99; unsure counts as not spam), AUC from spamicity
+    m = classification_metrics(y, np.array([verdict[p] == "S" for p in paths], float), 0.5)
+    m.update(roc_auc=roc_auc(y, np.array([spamicity[p] for p in paths])), train_s=seconds, threshold=0.99)
+    return m
+
+
+def _sklearn(data, train_idx, test_idx) -> dict:
+    from spamclf.metrics import classification_metrics
+
+    from .baseline_sklearn import _text, fit, scores
+
+    texts = [_text(Path(p).read_bytes()) for p in data.paths]
+    start = time.perf_counter()
+    vectorizer, model = fit([texts[i] for i in train_idx], data.y[train_idx])
+    seconds = time.perf_counter() - start
+    m = classification_metrics(data.y[test_idx], scores(vectorizer, model, [texts[i] for i in test_idx]), 0.5)
+    m.update(train_s=seconds)
+    return m
+
+
+def evaluate_all(corpus: Path, configs: list[str], cv_configs: list[str], n_folds: int, repeat: bool) -> dict:
+    from spamclf.config import load_config
+    from spamclf.dataset import load_labelled
+    from spamclf.extract import ExtractOptions
+
+    log = lambda msg: print(f"[accuracy] {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    results: dict = {"machine": machine(), "corpus": str(corpus), "folds": n_folds, "systems": {}}
+    loaded: dict = {}
+    systems = [(name, load_config(CONFIGS[name])) for name in configs]
+    if bogofilter():
+        systems.append(("bogofilter", None))
+    systems.append(("sklearn", None))
+    for name, cfg in systems:
+        extract_cfg = cfg["extract"] if cfg else load_config(None)["extract"]
+        key = repr(sorted(extract_cfg.items()))
+        if key not in loaded:
+            log("reading and extracting the corpus")
+            loaded[key] = load_labelled([str(corpus)], ExtractOptions.from_config({"extract": extract_cfg}), progress=False)
+        data = loaded[key]
+        run = (lambda tr, te, cfg=cfg: _spamclf(data, tr, te, cfg)) if cfg else (
+            (lambda tr, te: _bogofilter(data, tr, te)) if name == "bogofilter" else (lambda tr, te: _sklearn(data, tr, te))
+        )
+        entry: dict = {"messages": len(data)}
+        train_idx, test_idx = split(data.y)
+        log(f"{name}: 80/20 split")
+        entry["split"] = run(train_idx, test_idx)
+        if repeat and cfg:
+            log(f"{name}: 80/20 split again (reproducibility)")
+            again = run(train_idx, test_idx)
+            entry["split_repeat_equal_4dp"] = all(round(again[k], 4) == round(entry["split"][k], 4) for k in KEYS)
+        if cfg is None or name in cv_configs:
+            entry["cv"] = []
+            for f, (tr, te) in enumerate(folds(data.y, n_folds)):
+                log(f"{name}: fold {f + 1}/{n_folds}")
+                entry["cv"].append(run(tr, te))
+            entry["cv_summary"] = {
+                k: {"mean": float(np.mean([r[k] for r in entry["cv"]])), "std": float(np.std([r[k] for r in entry["cv"]])),
+                    "min": float(np.min([r[k] for r in entry["cv"]])), "max": float(np.max([r[k] for r in entry["cv"]]))}
+                for k in (*KEYS, "train_s")
+            }  # fmt: skip
+        results["systems"][name] = entry
+    return results
+
+
+def render(doc: dict) -> str:
+    rows = []
+    for name, e in doc["systems"].items():
+        s = e["split"]
+        row = [name, f"{s['accuracy']:.4f}", f"{s['roc_auc']:.5f}", f"{s['false_positive_rate']:.4f}", f"{s['false_negative_rate']:.4f}", f"{s['threshold']:.4f}", f"{s['train_s']:.1f}"]
+        if "cv_summary" in e:
+            c = e["cv_summary"]
+            row += [f"{c[k]['mean']:.4f} ± {c[k]['std']:.4f}" for k in ("accuracy", "roc_auc", "false_positive_rate")]
+        else:
+            row += ["", "", ""]
+        rows.append(row)
+    header = ["system", "split acc", "split AUC", "split FPR", "split FNR", "threshold", "train s",
+              f"{doc['folds']}-fold acc (mean ± sd)", "CV AUC", "CV FPR"]  # fmt: skip
+    out = [table(rows, header)]
+    for name, e in doc["systems"].items():
+        if "split_repeat_equal_4dp" in e:
+            out.append(f"{name}: a second training on the same split gives the same metrics to 4 decimals: {e['split_repeat_equal_4dp']}")
+    mc = doc["machine"]
+    out.append(f"machine: {mc['cpu']}, {mc['cores']} cores; messages after dropping exact duplicates: "
+               + ", ".join(f"{n} {e['messages']}" for n, e in doc["systems"].items()))  # fmt: skip
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", help="labelled corpus with spam/ and ham/ (default $SPAMCLF_CORPUS or data/spamassassin)")
+    ap.add_argument("--configs", default="default,seed", help="spamclf configs to measure (default, seed)")
+    ap.add_argument("--cv-configs", default="default,seed", help="of those, which also get k-fold CV")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--repeat", action="store_true", help="train each config twice on the split to check reproducibility")
+    args = ap.parse_args(argv)
+    configs = [c for c in args.configs.split(",") if c]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        sys.exit(f"unknown config {unknown[0]}; known: {', '.join(CONFIGS)}")
+    doc = evaluate_all(corpus_dir(args.corpus), configs, args.cv_configs.split(","), args.folds, args.repeat)
+    print(render(doc))
+    print(f"\nresults: {write_results('accuracy', doc)}")
+
+
+if __name__ == "__main__":
+    main()
