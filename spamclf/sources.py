@@ -484,8 +484,9 @@ def iter_labelled(
             fmt = detect_format(path)
             if fmt.split("+")[-1] not in ("preprocessed", "csv", "tsv", "jsonl", "parquet"):
                 raise DataError(
-                    f"data source {path} ({fmt}) has no labels; give a folder with spam/ and ham/ "
-                    "subfolders, a table with a label column, or use --spam/--ham"
+                    f"data source {path} ({fmt}) has no labels: not one written by 'spamclf preprocess', nor a table "
+                    "with a label column; give a folder with spam/ and ham/ "
+                    "subfolders, or use --spam/--ham"
                 )
             yield from _iter_file(path, _Read(max_bytes, skips, None, True, expect_extract))
             continue
