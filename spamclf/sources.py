@@ -86,6 +86,13 @@ class SkipLog:
             out[entry["reason"]] = out.get(entry["reason"], 0) + 1
         return out
 
+    def summary(self) -> str:
+        """``3 skipped (2 hidden file, 1 editor backup file)``, or "" when nothing was skipped."""
+        if not self.skipped:
+            return ""
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.counts().items(), key=lambda kv: -kv[1]))
+        return f"{len(self.skipped)} skipped ({reasons})"
+
 
 @dataclass(frozen=True)
 class LabelledSource:
