@@ -227,8 +227,15 @@ def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, quiet
     show_default=True,
     help="Filter mode: names of the added headers (PREFIX-Flag, PREFIX-Score, PREFIX-Status).",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(0),
+    default=0,
+    metavar="N",
+    help="Worker processes extracting text when there are more than 256 inputs (default 0: one per CPU; 1: none).",
+)
 @click.pass_context
-def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_zero, header_prefix):
+def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_zero, header_prefix, jobs):
     """Classify message files, or every file in folders (recursive).
 
     Writes one row per input file, in a stable order: path, spam probability (score)
@@ -265,7 +272,7 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
 
     clf = Classifier.load(models_dir)
     skips = SkipLog()
-    rows = clf.predict(inputs, threshold=threshold, skips=skips, explain=explain, ham_cutoff=ham_cutoff)
+    rows = clf.predict(inputs, threshold=threshold, skips=skips, explain=explain, ham_cutoff=ham_cutoff, jobs=jobs)
     counts = write_predictions(rows, fmt, sys.stdout, explain=bool(explain))
     note = f", {len(skips.skipped)} hidden or backup files skipped" if skips.skipped else ""
     click.echo(f"{counts['scored']} scored, {counts['failed']} failed{note}", err=True)

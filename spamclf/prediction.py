@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -80,19 +81,16 @@ class Classifier:
         batch_size: int = 256,
         explain: int = 0,
         ham_cutoff: float | None = None,
+        jobs: int | None = 1,
     ) -> Iterator[Prediction]:
         """One Prediction per item, in input order, scored in batches so memory stays bounded.
 
         ``explain``: name the N tokens that pushed each score most towards spam and towards ham.
+        ``jobs``: worker processes extracting text (None or 0: one per CPU); they start only
+        once the input fills more than one batch, so a single message never pays for them.
         """
         self.cutoffs(threshold, ham_cutoff)  # a bad band fails before the first row
-        items = iter(items)
-        while True:
-            batch = list(islice(items, batch_size))
-            if not batch:
-                return
-            readable = [i for i, item in enumerate(batch) if item.error is None]
-            texts = [batch[i].text if batch[i].text is not None else extract(batch[i].raw, self.options) for i in readable]
+        for batch, readable, texts in _extracted_batches(iter(items), self.options, batch_size, jobs):
             x = self.features.transform(texts)
             scores = forward(x, self.bundle.layers) if len(texts) else []
             by_index = dict(zip(readable, scores))
@@ -115,10 +113,65 @@ class Classifier:
         skips: SkipLog | None = None,
         explain: int = 0,
         ham_cutoff: float | None = None,
+        jobs: int | None = 1,
     ) -> Iterator[Prediction]:
-        """Predictions for message files and folders (recursive), one per file, in a stable order."""
+        """Predictions for message files and folders (recursive), one per file, in a stable order.
+
+        ``jobs``: worker processes for extraction (None or 0: one per CPU), used for large inputs.
+        """
         items = iter_inputs(inputs, self.options.max_bytes, skips)
-        return self.predict_items(items, threshold, explain=explain, ham_cutoff=ham_cutoff)
+        return self.predict_items(items, threshold, explain=explain, ham_cutoff=ham_cutoff, jobs=jobs)
+
+
+def _extract_texts(raws: list[bytes], options: ExtractOptions) -> list[str]:
+    """Runs in a worker process: only bytes go in and text comes out."""
+    return [extract(raw, options) for raw in raws]
+
+
+def _extracted_batches(items: Iterator[Item], options: ExtractOptions, batch_size: int, jobs: int | None):
+    """(batch, indices of its readable items, their texts) for each batch of ``items``, in order.
+
+    Extraction (MIME parsing, decoding, HTML stripping) is most of the time of classifying, and
+    pure Python: with ``jobs`` > 1 it runs in worker processes, at most ``2 * jobs`` batches in
+    flight, so memory stays bounded however many inputs there are.
+    """
+
+    def split(batch: list[Item]) -> tuple[list[int], list[str | None], list[bytes]]:
+        readable = [i for i, item in enumerate(batch) if item.error is None]
+        return readable, [batch[i].text for i in readable], [batch[i].raw for i in readable if batch[i].text is None]
+
+    def merge(known: list[str | None], extracted: list[str]) -> list[str]:
+        fresh = iter(extracted)
+        return [t if t is not None else next(fresh) for t in known]
+
+    jobs = (os.cpu_count() or 1) if not jobs else jobs
+    first = list(islice(items, batch_size))
+    second = list(islice(items, batch_size)) if first else []
+    if jobs <= 1 or not second:
+        for batch in (first, second):
+            if batch:
+                readable, known, raws = split(batch)
+                yield batch, readable, merge(known, _extract_texts(raws, options))
+        for batch in iter(lambda: list(islice(items, batch_size)), []):
+            readable, known, raws = split(batch)
+            yield batch, readable, merge(known, _extract_texts(raws, options))
+        return
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+    from itertools import chain
+
+    batches = chain((first, second), iter(lambda: list(islice(items, batch_size)), []))
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        pending: deque = deque()
+        for batch in batches:
+            readable, known, raws = split(batch)
+            pending.append((batch, readable, known, pool.submit(_extract_texts, raws, options)))
+            while len(pending) > 2 * jobs:
+                done, readable_done, known_done, future = pending.popleft()
+                yield done, readable_done, merge(known_done, future.result())
+        while pending:
+            done, readable_done, known_done, future = pending.popleft()
+            yield done, readable_done, merge(known_done, future.result())
 
 
 def load(models_dir: str | Path) -> Classifier:
