@@ -64,7 +64,6 @@ _PARSER = email.parser.BytesParser(policy=email.policy.compat32)
 _REFUSED_CODECS = frozenset(("punycode", "idna", "undefined", "unicode_internal"))
 _MAX_HEADER_CHARS = 8192  # of one header value: a megabyte of encoded words would take seconds to decode
 _MAX_HEADER_BYTES = 256 * 1024  # of the header block: past this the rest is read as body
-_MAX_BOUNDARIES = 2048  # "--" lines read at most: thousands of parts would take seconds to parse
 _MAX_MARKUP_FACTOR = 2  # HTML read per message, as a multiple of max_chars
 _HEADER_END = re.compile(rb"\n\r?\n|\r\r")
 _CONTAINER_TYPE = re.compile(rb"(?i)content-type:\s*(?:multipart|message)/")
@@ -372,10 +371,17 @@ def _part_text(part, opts: ExtractOptions, signals: list[str], budget: _Budget) 
     return text
 
 
-def bound_message(raw: bytes, body_limit: int = 12 * DEFAULT_MAX_CHARS) -> bytes:
+def bound_message(
+    raw: bytes,
+    body_limit: int = 12 * DEFAULT_MAX_CHARS,
+    max_boundaries: int = 4 * DEFAULT_MAX_PARTS,
+    max_containers: int = 4 * DEFAULT_MAX_DEPTH,
+) -> bytes:
     """``raw`` cut where Python's email parser would take seconds: an endless header block is ended
     after 256 KiB (the rest read as body), a single-part body after ``body_limit`` bytes, and a multipart
-    message after 2,048 ``--`` lines or 250,000 lines (a 10 MB base64 attachment has 130,000)."""
+    message after ``max_boundaries`` ``--`` lines (only ``max_parts`` parts are visited anyway),
+    ``max_containers`` nested multipart or message parts, or 250,000 lines (a 10 MB base64
+    attachment has 130,000)."""
     end = _HEADER_END.search(raw, 0, _MAX_HEADER_BYTES)
     if end is None and len(raw) > _MAX_HEADER_BYTES:
         cut = max(raw.rfind(b"\n", 0, _MAX_HEADER_BYTES), raw.rfind(b"\r", 0, _MAX_HEADER_BYTES))
@@ -388,8 +394,12 @@ def bound_message(raw: bytes, body_limit: int = 12 * DEFAULT_MAX_CHARS) -> bytes
     if max(raw.count(b"\n"), raw.count(b"\r")) > _MAX_MULTIPART_LINES:
         for found in itertools.islice(_LINE_BREAK.finditer(raw), _MAX_MULTIPART_LINES - 1, _MAX_MULTIPART_LINES):
             raw = raw[: found.end()]
+    # Parsing time grows with lines times nesting depth: past this many multipart or message
+    # containers (max_depth levels are visited anyway), the rest is not read.
+    for found in itertools.islice(_CONTAINER_TYPE.finditer(raw), max_containers, max_containers + 1):
+        raw = raw[: found.start()]
     pos = end.end() if end else 0
-    for _ in range(_MAX_BOUNDARIES):
+    for _ in range(max_boundaries):
         found = _BOUNDARY_LINE.search(raw, pos)
         if not found:
             return raw
@@ -412,7 +422,7 @@ def extract(raw: bytes, opts: ExtractOptions = ExtractOptions()) -> str:
     """
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise TypeError("extract() takes the raw message as bytes")
-    raw = bound_message(bytes(raw[: opts.max_bytes]), 12 * opts.max_chars)
+    raw = bound_message(bytes(raw[: opts.max_bytes]), 12 * opts.max_chars, 4 * max(opts.max_parts, 16), 4 * max(opts.max_depth, 4))
     try:
         msg = _PARSER.parsebytes(raw)
     except Exception:  # not parseable as mail at all (or nested past the recursion limit): the bytes as text

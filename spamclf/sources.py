@@ -34,8 +34,9 @@ be any input above. Anything else given as labelled data is a DataError.
 
 Everything is a generator of :class:`Item`, one message at a time, each capped at
 ``max_bytes`` (the rest is dropped and the item marked ``truncated``). A readable file
-always yields at least one item; only an unreadable one (permission, dangling or
-looping link, I/O error) yields an item with ``error`` set.
+always yields at least one item (a table with a header line and no rows is the one
+exception, logged as skipped); only an unreadable one (permission, dangling or looping
+link, I/O error) yields an item with ``error`` set.
 """
 
 from __future__ import annotations

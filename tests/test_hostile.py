@@ -167,3 +167,20 @@ def test_message_larger_than_the_cap_is_truncated_and_scored(tmp_path):
     big.write_bytes(b"Subject: big\n\n" + base64.b64encode(os.urandom(300_000)))
     (item,) = iter_inputs([big], 100_000)
     assert item.truncated and len(item.raw) == 100_000
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(
+    raw=st.one_of(
+        st.binary(max_size=3000),
+        st.lists(st.sampled_from([b"From a@b Mon Jan  1 00:00:00 2001\n", b"Content-Length: 5\n", b"\n", b"x\n", b"text,label\n", b'{"text": 1}\n', b'"', b"\x1f\x8b", b"PAR1", b"\r"]), max_size=40).map(b"".join),
+    ),
+    name=st.sampled_from(["m.eml", "box.mbox", "t.csv", "t.tsv", "t.jsonl", "t.parquet", "x.gz", "y.xz"]),
+)
+def test_any_file_content_gives_rows_never_a_traceback(tmp_path_factory, raw, name):
+    path = tmp_path_factory.mktemp("any") / name
+    path.write_bytes(raw)
+    items = list(iter_inputs([path], 10_000_000, SkipLog()))
+    assert all(i.error is None for i in items)
+    assert items or name.endswith((".csv", ".tsv", ".jsonl", ".parquet", ".gz", ".xz"))  # an empty table has no rows
+    assert all(isinstance(extract(i.raw), str) for i in items)
