@@ -23,7 +23,7 @@ CSV / TSV       ``.csv`` / ``.tsv`` or ``.tab``, with a header line         row 
 JSON Lines      ``.jsonl`` / ``.ndjson``, one object per line               line                             ``t.jsonl#row=5``
 Parquet         ``PAR1`` magic or ``.parquet``                              row                              ``t.parquet#row=5``
 preprocessed    first line is the header ``spamclf preprocess`` writes      row (text already extracted)     the original path
-stdin           ``-``: one message                                          the message                      ``-``
+stdin           ``-`` (``--spam -``, ``--ham -``; :func:`read_stdin_item`)  the message                      ``-``
 ==============  ==========================================================  ===============================  =====================
 
 Tables find their text column by name (see :mod:`spamclf.tables`). Labels for
@@ -482,6 +482,11 @@ def iter_labelled(
     for src in sources:
         label = src.label if isinstance(src, LabelledSource) else None
         path = Path(src.path if isinstance(src, LabelledSource) else src)
+        if label is not None and src.path == "-":  # --spam - : one message on stdin
+            item = read_stdin_item(sys.stdin.buffer, max_bytes)
+            item.label = label
+            yield item
+            continue
         if not path.exists():
             raise DataError(f"data source {path} does not exist")
         if label is not None:

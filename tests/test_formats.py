@@ -272,3 +272,17 @@ def test_predict_gives_one_row_per_message_in_every_format(tmp_path, sample, spa
     assert "skipped" in result.stderr  # hidden, backup and .mh_sequences files are counted
     again = CliRunner().invoke(main, ["predict", "--models", str(smoke_models), "--format", "jsonl", str(folder)])
     assert again.stdout == result.stdout  # stable order, same scores
+
+
+def test_one_labelled_message_on_stdin(tmp_path, spam, ham):
+    write_mbox(tmp_path / "ham.mbox", ham[:30])
+    write_mbox(tmp_path / "spam.mbox", spam[1:30])
+    result = CliRunner().invoke(
+        main,
+        ["preprocess", "--spam", "-", "--spam", str(tmp_path / "spam.mbox"), "--ham", str(tmp_path / "ham.mbox"), "--out", str(tmp_path / "o"), "-q"],
+        input=spam[0],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["per_label"] == {"ham": 30, "spam": 30}
+    paths = [json.loads(line)["path"] for name in ("train", "test") for line in (tmp_path / "o" / f"{name}.jsonl").read_text().splitlines()[1:]]
+    assert "-" in paths
