@@ -31,6 +31,19 @@ def learning_curves(history: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _save(plt, fig, ax, title: str, path: Path, xlabel: str, ylabel: str | None = None, legend: bool = False) -> None:
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def evaluation_plots(y_true, scores, threshold: float, folder: Path) -> dict[str, str]:
     """ROC, precision-recall, score histograms per class and metrics against threshold, as PNG files.
 
@@ -43,46 +56,30 @@ def evaluation_plots(y_true, scores, threshold: float, folder: Path) -> dict[str
     plt = _pyplot()
     y_true = np.asarray(y_true).astype(int)
     scores = np.asarray(scores, dtype=np.float64)
-    files = {}
+    files = {
+        "roc": "roc_curve.png",
+        "pr": "pr_curve.png",
+        "histogram": "score_histogram.png",
+        "thresholds": "metrics_by_threshold.png",
+    }
 
     fpr, tpr, _ = roc_points(y_true, scores)
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(fpr, tpr, lw=2)
     ax.plot([0, 1], [0, 1], ":", color="grey")
-    ax.set_xlabel("false-positive rate (ham marked spam)")
-    ax.set_ylabel("true-positive rate (spam caught)")
-    ax.set_title("ROC curve")
-    ax.grid(alpha=0.3)
-    files["roc"] = "roc_curve.png"
-    fig.tight_layout()
-    fig.savefig(folder / files["roc"], dpi=80)
-    plt.close(fig)
+    _save(plt, fig, ax, "ROC curve", folder / files["roc"], "false-positive rate (ham marked spam)", "true-positive rate (spam caught)")
 
     recall, precision = pr_points(y_true, scores)
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(recall, precision, lw=2)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_title("Precision-recall curve")
-    ax.grid(alpha=0.3)
-    files["pr"] = "pr_curve.png"
-    fig.tight_layout()
-    fig.savefig(folder / files["pr"], dpi=80)
-    plt.close(fig)
+    _save(plt, fig, ax, "Precision-recall curve", folder / files["pr"], "recall", "precision")
 
     fig, ax = plt.subplots(figsize=(7, 4))
     bins = np.linspace(0, 1, 41)
     ax.hist(scores[y_true == 0], bins=bins, alpha=0.6, label="ham", log=True)
     ax.hist(scores[y_true == 1], bins=bins, alpha=0.6, label="spam", log=True)
     ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.3f}")
-    ax.set_xlabel("spam probability")
-    ax.set_ylabel("messages (log scale)")
-    ax.set_title("Scores per class")
-    ax.legend()
-    files["histogram"] = "score_histogram.png"
-    fig.tight_layout()
-    fig.savefig(folder / files["histogram"], dpi=80)
-    plt.close(fig)
+    _save(plt, fig, ax, "Scores per class", folder / files["histogram"], "spam probability", "messages (log scale)", legend=True)
 
     grid = np.linspace(0.0, 1.0, 101)
     curves = metrics_by_threshold(y_true, scores, grid)
@@ -90,12 +87,5 @@ def evaluation_plots(y_true, scores, threshold: float, folder: Path) -> dict[str
     for key in ("accuracy", "precision", "recall", "false_positive_rate"):
         ax.plot(grid, curves[key], label=key)
     ax.axvline(threshold, color="k", ls="--", label="threshold")
-    ax.set_xlabel("threshold")
-    ax.set_title("Metrics against threshold")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    files["thresholds"] = "metrics_by_threshold.png"
-    fig.tight_layout()
-    fig.savefig(folder / files["thresholds"], dpi=80)
-    plt.close(fig)
+    _save(plt, fig, ax, "Metrics against threshold", folder / files["thresholds"], "threshold", legend=True)
     return files
