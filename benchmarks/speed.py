@@ -98,6 +98,9 @@ def run(corpus: Path, quick: bool, extra: list[str]) -> dict:
     doc["cold"] = cold
     doc["cold_heavy_imports"] = heavy_imports(models, one)
 
+    log("NumPy scorer against keras.Model.predict")
+    doc["scorer_agreement"] = scorer_agreement(models, sorted(classify_dir.rglob("*.eml"))[:2000])
+
     log(f"scaling: {n_scale} and {4 * n_scale} training messages")
     scale = {}
     for factor in (1, 4):
@@ -107,6 +110,25 @@ def run(corpus: Path, quick: bool, extra: list[str]) -> dict:
     doc["scale"] = scale
     doc["targets"] = targets(doc)
     return doc
+
+
+def scorer_agreement(models: Path, files: list[Path]) -> dict:
+    """Largest difference between the bundle's NumPy scores and Keras' own predict on real messages."""
+    import numpy as np
+
+    from spamclf.bundle import MODEL_FILE
+    from spamclf.network import keras_predict, load_model
+    from spamclf.prediction import Classifier
+
+    clf = Classifier.load(models)
+    from spamclf.extract import extract
+
+    x = clf.features.transform([extract(p.read_bytes(), clf.options) for p in files])
+    from spamclf.scorer import forward
+
+    ours = forward(x, clf.bundle.layers)
+    theirs = keras_predict(load_model(models / MODEL_FILE), x)
+    return {"messages": len(files), "max_abs_difference": float(np.max(np.abs(ours - theirs)))}
 
 
 def heavy_imports(models: Path, message: Path) -> list[str]:
@@ -143,6 +165,8 @@ def targets(doc: dict) -> list[dict]:
     out.append({"target": "predict imports no TensorFlow, sklearn, pandas", "measured": ",".join(heavy) or "none", "met": not heavy})
     ratio = scale["4x"]["spamclf"]["wall_s"] / scale["1x"]["spamclf"]["wall_s"]
     out.append({"target": "4x data costs <= 5x time", "measured": f"{ratio:.1f}x", "met": ratio <= 5})
+    diff = doc["scorer_agreement"]["max_abs_difference"]
+    out.append({"target": "NumPy scorer within 1e-5 of keras predict", "measured": f"{diff:.1e}", "met": diff <= 1e-5})
     peak = scale["4x"]["spamclf"]["peak_rss_mib"]
     n4 = doc["messages"]["scale_4x"]
     out.append({"target": f"peak memory training on {n4} msgs < 2 GiB", "measured": f"{peak:.0f} MiB", "met": peak < 2048})
