@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from .bundle import Bundle, load_bundle
 from .errors import SpamclfError
@@ -86,13 +87,12 @@ class Classifier:
         """One Prediction per item, in input order, scored in batches so memory stays bounded.
 
         ``explain``: name the N tokens that pushed each score most towards spam and towards ham.
-        ``jobs``: worker processes extracting text (None or 0: one per CPU); they start only
+        ``jobs``: worker processes extracting and tokenising (None or 0: one per CPU); they start only
         once the input fills more than one batch, so a single message never pays for them.
         """
         self.cutoffs(threshold, ham_cutoff)  # a bad band fails before the first row
-        for batch, readable, texts in _extracted_batches(iter(items), self.options, batch_size, jobs):
-            x = self.features.transform(texts)
-            scores = forward(x, self.bundle.layers) if len(texts) else []
+        for batch, readable, x in _featurized_batches(iter(items), self.options, self.features, batch_size, jobs):
+            scores = forward(x, self.bundle.layers) if len(readable) else []
             by_index = dict(zip(readable, scores))
             explained = {}
             if explain:
@@ -123,55 +123,64 @@ class Classifier:
         return self.predict_items(items, threshold, explain=explain, ham_cutoff=ham_cutoff, jobs=jobs)
 
 
-def _extract_texts(raws: list[bytes], options: ExtractOptions) -> list[str]:
-    """Runs in a worker process: only bytes go in and text comes out."""
-    return [extract(raw, options) for raw in raws]
+_worker: dict = {}  # in each worker process: the extraction options and the fitted features
 
 
-def _extracted_batches(items: Iterator[Item], options: ExtractOptions, batch_size: int, jobs: int | None):
-    """(batch, indices of its readable items, their texts) for each batch of ``items``, in order.
+def _init_worker(options: ExtractOptions, features) -> None:
+    _worker.update(options=options, features=features)
 
-    Extraction (MIME parsing, decoding, HTML stripping) is most of the time of classifying, and
-    pure Python: with ``jobs`` > 1 it runs in worker processes, at most ``2 * jobs`` batches in
-    flight, so memory stays bounded however many inputs there are.
+
+def _featurize(messages: list[str | bytes], options: ExtractOptions, features) -> sp.csr_matrix:
+    """TF-IDF rows for raw messages (bytes, extracted here) and already extracted texts (str)."""
+    return features.transform([m if isinstance(m, str) else extract(m, options) for m in messages])
+
+
+def _featurize_in_worker(messages: list[str | bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+    x = _featurize(messages, _worker["options"], _worker["features"])
+    return x.data, x.indices, x.indptr, x.shape
+
+
+def _featurized_batches(items: Iterator[Item], options: ExtractOptions, features, batch_size: int, jobs: int | None):
+    """(batch, indices of its readable items, their TF-IDF rows) for each batch of ``items``, in order.
+
+    Extraction (MIME parsing, decoding, HTML stripping) and tokenising are most of the time of
+    classifying, and pure Python: with ``jobs`` > 1 both run in worker processes, which send
+    back sparse rows; at most ``2 * jobs`` batches are in flight, so memory stays bounded
+    however many inputs there are.
     """
 
-    def split(batch: list[Item]) -> tuple[list[int], list[str | None], list[bytes]]:
+    def messages(batch: list[Item]) -> tuple[list[int], list[str | bytes]]:
         readable = [i for i, item in enumerate(batch) if item.error is None]
-        return readable, [batch[i].text for i in readable], [batch[i].raw for i in readable if batch[i].text is None]
+        return readable, [batch[i].text if batch[i].text is not None else batch[i].raw for i in readable]
 
-    def merge(known: list[str | None], extracted: list[str]) -> list[str]:
-        fresh = iter(extracted)
-        return [t if t is not None else next(fresh) for t in known]
-
+    batches = iter(lambda: list(islice(items, batch_size)), [])
+    first = next(batches, [])
+    second = next(batches, [])
     jobs = (os.cpu_count() or 1) if not jobs else jobs
-    first = list(islice(items, batch_size))
-    second = list(islice(items, batch_size)) if first else []
     if jobs <= 1 or not second:
-        for batch in (first, second):
+        for batch in chain((first, second), batches):
             if batch:
-                readable, known, raws = split(batch)
-                yield batch, readable, merge(known, _extract_texts(raws, options))
-        for batch in iter(lambda: list(islice(items, batch_size)), []):
-            readable, known, raws = split(batch)
-            yield batch, readable, merge(known, _extract_texts(raws, options))
+                readable, msgs = messages(batch)
+                yield batch, readable, _featurize(msgs, options, features)
         return
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
-    from itertools import chain
 
-    batches = chain((first, second), iter(lambda: list(islice(items, batch_size)), []))
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(options, features)) as pool:
         pending: deque = deque()
-        for batch in batches:
-            readable, known, raws = split(batch)
-            pending.append((batch, readable, known, pool.submit(_extract_texts, raws, options)))
+
+        def finished():
+            batch, readable, future = pending.popleft()
+            data, indices, indptr, shape = future.result()
+            return batch, readable, sp.csr_matrix((data, indices, indptr), shape=shape)
+
+        for batch in chain((first, second), batches):
+            readable, msgs = messages(batch)
+            pending.append((batch, readable, pool.submit(_featurize_in_worker, msgs)))
             while len(pending) > 2 * jobs:
-                done, readable_done, known_done, future = pending.popleft()
-                yield done, readable_done, merge(known_done, future.result())
+                yield finished()
         while pending:
-            done, readable_done, known_done, future = pending.popleft()
-            yield done, readable_done, merge(known_done, future.result())
+            yield finished()
 
 
 def load(models_dir: str | Path) -> Classifier:
