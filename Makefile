@@ -12,7 +12,7 @@ $(BIN)/python:
 
 # Reinstall when the package's metadata changes; the package itself is installed editable.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
 	touch $@
 
 install: $(VENV)/.installed

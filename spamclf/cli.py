@@ -132,8 +132,17 @@ def preprocess(data, out, test_size, seed, config_path, overrides, quiet):
 @click.option("--models", "models_dir", required=True, type=click.Path(file_okay=False), help="Models directory to write.")
 @config_options
 @click.option("--force", is_flag=True, help="Replace an existing models directory (atomically).")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: distributed vocabulary and data-parallel training on Ray (needs pip install 'spamclf[ray]').",
+)
+@click.option("--workers", type=click.IntRange(1), default=2, show_default=True, metavar="N", help="Ray: data-parallel workers.")
+@click.option("--address", default=None, metavar="ADDR", help="Ray: join the cluster at ADDR (default: start a local Ray runtime).")
 @quiet_option
-def train(data, models_dir, config_path, overrides, force, quiet):
+def train(data, models_dir, config_path, overrides, force, engine, workers, address, quiet):
     """Train a spam filter on labelled mail and save it to a models directory.
 
     Fits TF-IDF on the training messages, trains the dense network with a validation
@@ -144,8 +153,18 @@ def train(data, models_dir, config_path, overrides, force, quiet):
     Example:
       spamclf train --data data/sample --models models/demo --config configs/smoke.yaml
       spamclf train --data data/spamassassin --models models/sa --set train.epochs=5
+      spamclf train --data data/spamassassin --models models/sa --engine ray --workers 4
     """
-    from .training import train as run
+    if engine == "ray":
+        from functools import partial
+
+        from .ray_training import train_on_ray
+
+        run = partial(train_on_ray, workers=workers, address=address)
+    elif address:
+        raise click.UsageError("--address needs --engine ray")
+    else:
+        from .training import train as run
 
     summary = run(list(data), models_dir, config=config_path, overrides=overrides, force=force, progress=not quiet)
     skipped = summary["data"].pop("skipped_messages")
@@ -228,6 +247,22 @@ def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, quiet
     help="Filter mode: names of the added headers (PREFIX-Flag, PREFIX-Score, PREFIX-Status).",
 )
 @click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: score on a Ray cluster with Ray Data (needs pip install 'spamclf[ray]').",
+)
+@click.option("--address", default=None, metavar="ADDR", help="Ray: join the cluster at ADDR (default: start a local Ray runtime).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Ray: write the rows as Parquet files in this folder (JSON Lines or CSV with --format) and print a summary.",
+)
+@click.option("--workers", type=click.IntRange(1), default=None, metavar="N", help="Ray: scoring workers (default: one per CPU).")
+@click.option(
     "--jobs",
     type=click.IntRange(0),
     default=0,
@@ -235,7 +270,7 @@ def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, quiet
     help="Worker processes extracting text when there are more than 256 inputs (default 0: one per CPU; 1: none).",
 )
 @click.pass_context
-def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_zero, header_prefix, jobs):
+def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_zero, header_prefix, engine, address, out_dir, workers, jobs):
     """Classify message files, or every file in folders (recursive).
 
     Writes one row per input file, in a stable order: path, spam probability (score)
@@ -254,8 +289,14 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
       spamclf predict --models models/demo --format jsonl message.eml
       spamclf predict --models models/demo --explain 5 suspicious.eml
       spamclf predict --models models/demo - < message.eml > filtered.eml
+      spamclf predict --models models/demo --engine ray --out work/scores ~/archive
     """
     from click.core import ParameterSource
+
+    if engine == "ray":
+        return _predict_on_ray(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, address, out_dir, workers)
+    if address or out_dir or workers:
+        raise click.UsageError("--address, --out and --workers need --engine ray")
 
     if inputs == ("-",) and ctx.get_parameter_source("fmt") == ParameterSource.DEFAULT:
         from .filtermode import FilterOptions, filter_stream
@@ -278,6 +319,29 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
     click.echo(f"{counts['scored']} scored, {counts['failed']} failed{note}", err=True)
     if counts["failed"]:
         sys.exit(3)
+
+
+def _predict_on_ray(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, address, out_dir, workers):
+    """``predict --engine ray``: rows to stdout as locally, or files in --out and a JSON summary."""
+    from . import ray_scoring
+    from .sources import SkipLog
+
+    if explain:
+        raise click.UsageError("--explain is not available with --engine ray")
+    skips = SkipLog()
+    options = dict(threshold=threshold, ham_cutoff=ham_cutoff, workers=workers, address=address, skips=skips)
+    if out_dir:
+        out_format = {"jsonl": "jsonl", "csv": "csv"}.get(fmt, "parquet")
+        counts = ray_scoring.write_scores(inputs, models_dir, out_dir, out_format=out_format, **options)
+        click.echo(json.dumps(counts, indent=2))
+    else:
+        from .output import write_predictions
+
+        counts = write_predictions(ray_scoring.iter_predictions(inputs, models_dir, **options), fmt, sys.stdout)
+    note = f", {skips.summary()}" if skips.skipped else ""
+    click.echo(f"{counts['scored']} scored, {counts['failed']} failed{note}", err=True)
+    if counts["failed"]:
+        ctx.exit(3)
 
 
 @main.command("inspect", context_settings=CONTEXT)

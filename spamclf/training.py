@@ -50,6 +50,23 @@ def choose_threshold(y_val: np.ndarray, val_scores: np.ndarray, train_cfg: dict)
     return float(min(threshold, 0.999999))
 
 
+def save_trained(models_dir: Path, model, layers, features: TfidfFeatures, cfg: dict, metadata: dict, history: dict, force: bool) -> None:
+    """Write a trained model as a bundle (every file, then the manifest, atomically): local and Ray training share it."""
+
+    def fill(folder: Path) -> None:
+        model.save(folder / MODEL_FILE)
+        save_weights(folder / WEIGHTS_FILE, layers)
+        features.save(folder / VOCAB_FILE, folder / IDF_FILE)
+        write_json(folder / CONFIG_FILE, cfg)
+        write_json(folder / METADATA_FILE, metadata)
+        write_json(folder / HISTORY_FILE, history)
+        from .plots import learning_curves
+
+        learning_curves(history, folder / CURVES_FILE)
+
+    write_bundle(models_dir, fill, force=force)
+
+
 def train(
     data: list[str] | tuple[str, ...],
     models_dir: str | Path,
@@ -118,18 +135,7 @@ def train_dataset(
     }
     metadata["data"].pop("skipped_messages")  # the full list is returned, not stored in every bundle
 
-    def fill(folder: Path) -> None:
-        model.save(folder / MODEL_FILE)
-        save_weights(folder / WEIGHTS_FILE, layers)
-        features.save(folder / VOCAB_FILE, folder / IDF_FILE)
-        write_json(folder / CONFIG_FILE, cfg)
-        write_json(folder / METADATA_FILE, metadata)
-        write_json(folder / HISTORY_FILE, history)
-        from .plots import learning_curves
-
-        learning_curves(history, folder / CURVES_FILE)
-
-    write_bundle(models_dir, fill, force=force)
+    save_trained(models_dir, model, layers, features, cfg, metadata, history, force=force)
     return {
         "models_dir": str(models_dir),
         "threshold": threshold,
