@@ -74,11 +74,35 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray runtime"
         raise SpamclfError(f"cannot start or join {where}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+    restore = _errors_to_stderr()
     try:
         _quiet_data_context()
         yield ray
     finally:
         ray.shutdown()
+        restore()
+
+
+def _errors_to_stderr():
+    """Ray prints cluster error notices ("(raylet) A worker died...") on the driver's stdout,
+    where our results go; send them to stderr. Returns the undo."""
+    try:
+        from ray._private import worker
+    except ImportError:  # a Ray without this internal: leave it be
+        return lambda: None
+    original = getattr(worker, "print_to_stdstream", None)
+    if original is None:
+        return lambda: None
+
+    def to_stderr(data, *args, **kwargs):
+        return original({**data, "is_err": True}, *args, **kwargs)
+
+    worker.print_to_stdstream = to_stderr
+
+    def undo():
+        worker.print_to_stdstream = original
+
+    return undo
 
 
 def cluster_cpus(ray) -> int:

@@ -1,0 +1,192 @@
+"""--engine ray on a real local Ray runtime (2 CPUs, started once): scoring and training.
+
+Scoring must give local ``predict``'s rows, one per input, even when a worker dies;
+training must give the vocabulary local training fits and a bundle local ``predict`` loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from click.testing import CliRunner  # noqa: E402
+
+from spamclf import ray_scoring  # noqa: E402
+from spamclf.cli import main  # noqa: E402
+from spamclf.prediction import Classifier  # noqa: E402
+from spamclf.sources import SkipLog  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ray_local(tmp_path_factory):
+    """One small local runtime for the module; the crash hook's marker path is set before workers start."""
+    marker = tmp_path_factory.mktemp("crash") / "die-at"
+    os.environ[ray_scoring.CRASH_MARKER_ENV] = str(marker)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=400 * 1024 * 1024)
+    yield marker
+    ray.shutdown()
+    os.environ.pop(ray_scoring.CRASH_MARKER_ENV, None)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, sample):
+    """Sample spam plus a folder of awkward inputs: hidden, backup, dangling link, an mbox, a CSV; and a missing path."""
+    extra = tmp_path_factory.mktemp("extra")
+    hams = sorted((sample / "ham").iterdir())[:3]
+    shutil.copy(hams[0], extra / "plain.eml")
+    shutil.copy(hams[1], extra / ".hidden.eml")
+    shutil.copy(hams[1], extra / "draft.eml~")
+    (extra / "gone.eml").symlink_to(extra / "nowhere")
+    (extra / "box.mbox").write_bytes(b"".join(b"From someone@example.com Mon Jan  1 00:00:00 2024\n" + h.read_bytes() + b"\n" for h in hams))
+    (extra / "table.csv").write_text('text\n"Subject: cheap pills\n\nbuy now"\n"Subject: lunch\n\nsee you at noon"\n')
+    return [str(sample / "spam"), str(extra), str(extra / "missing.eml")]
+
+
+def local_rows(models, inputs):
+    skips = SkipLog()
+    rows = [r.as_dict() for r in Classifier.load(models).predict(inputs, skips=skips)]
+    return rows, skips
+
+
+def assert_same_rows(got: list[dict], want: list[dict]) -> None:
+    assert [r["path"] for r in got] == [r["path"] for r in want]
+    for g, w in zip(got, want):
+        assert (g["label"], g["error"]) == (w["label"], w["error"]), g["path"]
+        if w["score"] is None:
+            assert g["score"] is None
+        else:
+            assert abs(g["score"] - w["score"]) <= 1e-6, g["path"]
+
+
+def test_rows_equal_local_predict(ray_local, smoke_models, inputs):
+    want, local_skips = local_rows(smoke_models, inputs)
+    skips = SkipLog()
+    got = [r.as_dict() for r in ray_scoring.iter_predictions(inputs, smoke_models, workers=2, skips=skips)]
+    assert_same_rows(got, want)
+    assert any(r["path"].endswith("box.mbox#3") for r in got) and any(r["path"].endswith("table.csv#row=2") for r in got)
+    errors = {Path(r["path"]).name for r in got if r["error"]}
+    assert errors == {"gone.eml", "missing.eml"}
+    assert sorted(e["path"] for e in skips.skipped) == sorted(e["path"] for e in local_skips.skipped)
+
+
+def test_killed_worker_still_one_row_per_input(ray_local, smoke_models, sample):
+    """A scoring actor dies after its first batch; Ray restarts it and reruns the lost batch."""
+    ray_local.write_text("2")  # die at a worker's second batch: mid-run, after rows were already emitted
+    want, _ = local_rows(smoke_models, [sample])
+    got = [r.as_dict() for r in ray_scoring.iter_predictions([sample], smoke_models, workers=2)]
+    assert not ray_local.exists(), "no worker died: the test did not test anything"
+    assert_same_rows(got, want)
+    assert len({r["path"] for r in got}) == len(got) == len(want) > 300
+
+
+def test_cli_writes_parquet_and_jsonl(ray_local, smoke_models, inputs, tmp_path):
+    import pyarrow.dataset as pads
+
+    want, _ = local_rows(smoke_models, inputs)
+    runner = CliRunner()
+    out = tmp_path / "scores"
+    result = runner.invoke(main, ["predict", "--models", str(smoke_models), "--engine", "ray", "--out", str(out), *inputs])
+    assert result.exit_code == 3, result.output  # two inputs could not be read
+    summary = json.loads(result.stdout)
+    assert (summary["rows"], summary["failed"], summary["format"]) == (len(want), 2, "parquet")
+    table = pads.dataset(str(out), format="parquet").to_table()
+    assert table.column_names == ["path", "score", "label", "error"]
+    assert_same_rows(sorted(table.to_pylist(), key=lambda r: r["path"]), sorted(want, key=lambda r: r["path"]))
+
+    result = runner.invoke(main, ["predict", "--models", str(smoke_models), "--engine", "ray", "--format", "jsonl", "--out", str(tmp_path / "j"), inputs[0]])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for f in sorted((tmp_path / "j").iterdir()) for line in f.read_text().splitlines()]
+    assert len(lines) == len(list((Path(inputs[0])).iterdir()))
+
+
+def test_cli_stdout_matches_local(ray_local, smoke_models, sample):
+    runner = CliRunner()
+    files = [str(p) for p in sorted((sample / "ham").iterdir())[:20]]
+    local = runner.invoke(main, ["predict", "--models", str(smoke_models), "--format", "csv", *files])
+    distributed = runner.invoke(main, ["predict", "--models", str(smoke_models), "--format", "csv", "--engine", "ray", "--workers", "2", *files])
+    assert local.exit_code == distributed.exit_code == 0, distributed.output
+    assert distributed.stdout == local.stdout
+
+
+def test_score_dataset_of_raw_messages(ray_local, smoke_models, sample):
+    """The Python API: a Dataset from read_binary_files in, the same scores as score_messages out."""
+    files = sorted((sample / "spam").iterdir())[:24]
+    ds = ray.data.read_binary_files([str(f) for f in files], include_paths=True)
+    rows = ray_scoring.score_dataset(ds, smoke_models, workers=1).take_all()  # one CPU left for the read tasks
+    clf = Classifier.load(smoke_models)
+    want = dict(zip((f.name for f in files), clf.score_messages([f.read_bytes() for f in files]).tolist()))
+    assert len(rows) == len(files)
+    for row in rows:
+        assert row["error"] is None
+        assert abs(row["score"] - want[Path(row["path"]).name]) <= 1e-6
+        assert row["label"] == clf.label(row["score"])
+
+
+def test_distributed_vocabulary_equals_sklearn(ray_local, sample):
+    from spamclf.config import load_config
+    from spamclf.dataset import load_labelled
+    from spamclf.extract import ExtractOptions
+    from spamclf.features import TfidfFeatures
+    from spamclf.ray_training import fit_features_on_ray
+
+    texts = load_labelled([str(sample)], ExtractOptions.from_config(load_config()), progress=False).texts
+    ds = ray.data.from_items([{"text": t} for t in texts], override_num_blocks=4)
+    # max_features far below the vocabulary: the cut lands among terms of equal frequency
+    for settings in ({"max_features": 700, "min_df": 2, "max_df": 0.5}, {"max_features": None, "min_df": 1, "max_df": 1.0, "ngram_max": 2}):
+        local = TfidfFeatures(**settings).fit(texts)
+        distributed = fit_features_on_ray(ds, len(texts), {**TfidfFeatures(**settings).settings()})
+        assert distributed.vocabulary_ == local.vocabulary_
+        np.testing.assert_array_equal(distributed.idf_, local.idf_)
+
+
+def test_train_two_workers_gives_a_bundle_local_predict_loads(ray_local, smoke_models, sample, smoke_config, tmp_path):
+    import spamclf
+    from spamclf.bundle import load_bundle, verify
+
+    out = tmp_path / "models"
+    args = ["train", "--data", str(sample), "--models", str(out), "--config", str(smoke_config), "--engine", "ray", "--workers", "2", "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["engine"]["workers"] == 2
+    verify(out)
+    ray_bundle, local_bundle = load_bundle(out), load_bundle(smoke_models)
+    assert ray_bundle.features.vocabulary_ == local_bundle.features.vocabulary_  # same data, same config
+    assert ray_bundle.metadata["data"]["fingerprint"] == local_bundle.metadata["data"]["fingerprint"]
+    rows = list(spamclf.load(out).predict([sample / "spam"]))
+    assert len(rows) == 120 and sum(r.label == "spam" for r in rows) >= 100
+    ray_acc = spamclf.evaluate(out, [str(sample)], progress=False)["accuracy"]
+    local_acc = spamclf.evaluate(smoke_models, [str(sample)], progress=False)["accuracy"]
+    assert abs(ray_acc - local_acc) <= 0.03, (ray_acc, local_acc)
+    val = ray_bundle.metadata["validation_metrics"]["accuracy"], local_bundle.metadata["validation_metrics"]["accuracy"]
+    assert abs(val[0] - val[1]) <= 0.07, val
+
+
+def test_errors_are_one_line(tmp_path, sample):
+    runner = CliRunner()
+    result = runner.invoke(main, ["predict", "--models", str(tmp_path / "none"), "--engine", "ray", str(sample)])
+    assert result.exit_code == 3 and result.stderr.startswith("Error: ") and len(result.stderr.splitlines()) == 1
+    result = runner.invoke(main, ["predict", "--models", str(tmp_path / "none"), "--out", str(tmp_path / "o"), str(sample)])
+    assert result.exit_code == 2 and "--engine ray" in result.output
+
+
+def test_cli_and_local_predict_do_not_import_ray(smoke_models, sample):
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "import spamclf.cli, spamclf.ray_scoring, spamclf.ray_training\n"
+        f"r = CliRunner().invoke(spamclf.cli.main, ['predict', '--models', {str(smoke_models)!r}, {str(sample / 'spam')!r}])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
