@@ -227,15 +227,17 @@ def _features_from(vocabulary: list[str], idf: np.ndarray, settings: dict):
 
 def fit_features_on_ray(texts_ds, n_docs: int, settings: dict):
     """TF-IDF features fitted by a distributed count over a Ray Dataset with a ``text`` column."""
+    import pyarrow as pa
+
+    from .ray_runtime import cluster_cpus
+
+    ray = import_ray()
     counts = (
         texts_ds.map_batches(_count_terms, fn_kwargs={"settings": settings}, batch_size=256, batch_format="pyarrow")
-        .groupby("term")
+        .groupby("term", num_partitions=min(64, cluster_cpus(ray)))  # Ray's default of 200 is slow on small clusters
         .sum(["df", "tf"])
         .to_arrow_refs()
     )
-    import pyarrow as pa
-
-    ray = import_ray()
     table = pa.concat_tables([t for t in ray.get(counts) if t.num_rows]) if counts else None
     if table is None or not table.num_rows:
         raise DataError("no vocabulary: the training messages have no words")
