@@ -47,7 +47,8 @@ def _message_schema():
 
 
 def _maybe_crash(calls: int) -> None:
-    """Die (test hook) at this worker's ``calls``-th batch if the marker file says so (its content: N, default 1)."""
+    """Test hook: exit this worker process if the marker file exists and this is at least its
+    N-th batch (N: the file's content, default 1). The first worker to delete the file dies."""
     marker = os.environ.get(CRASH_MARKER_ENV)
     if not marker or not os.path.exists(marker):
         return
@@ -164,7 +165,7 @@ def score_dataset(
         "max_bytes": _read_files_max_bytes,
     }
     # Ray Data gives actor pools max_restarts=-1 and max_task_retries=-1: a dead actor is
-    # replaced and its batch runs again (tests/test_ray_scoring.py kills one to check).
+    # replaced and its batch runs again (tests/test_ray.py kills one to check).
     return ds.map_batches(_Score, fn_constructor_kwargs={"settings": settings}, batch_size=batch_size, batch_format="pyarrow", concurrency=n, num_cpus=num_cpus)
 
 
@@ -180,7 +181,7 @@ def list_files(inputs: Iterable[str | Path], skips=None) -> list[str]:
         if str(src) == "-":
             raise SpamclfError("--engine ray reads files and folders, not stdin ('-')")
         path = Path(src)
-        if path.is_dir() and not path.is_symlink():
+        if path.is_dir():
             files += [str(file) for file in walk_files(path, skips)]
         else:
             files.append(str(src))

@@ -131,6 +131,18 @@ def test_score_dataset_of_raw_messages(ray_local, smoke_models, sample):
         assert row["label"] == clf.label(row["score"])
 
 
+def test_read_messages_then_score_dataset(ray_local, smoke_models, inputs):
+    """The two public stages composed by hand: mailboxes and tables expanded by Ray tasks, then scored."""
+    from spamclf.bundle import load_bundle
+    from spamclf.extract import ExtractOptions
+
+    want, _ = local_rows(smoke_models, inputs)
+    max_bytes = ExtractOptions.from_config(load_bundle(smoke_models).config).max_bytes
+    ds = ray_scoring.read_messages(inputs, max_bytes)
+    got = ray_scoring.score_dataset(ds, smoke_models, workers=1).take_all()  # one CPU left for the read tasks
+    assert_same_rows(got, want)
+
+
 def test_distributed_vocabulary_equals_sklearn(ray_local, sample):
     from spamclf.config import load_config
     from spamclf.dataset import load_labelled
