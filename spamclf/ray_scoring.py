@@ -247,9 +247,14 @@ def iter_predictions(
     Starts a local Ray runtime (``workers`` CPUs), or joins the cluster at ``address``; it is
     shut down when the iterator is exhausted or closed.
     """
+    _max_bytes(models_dir)  # a bad bundle, or no Ray, fails here, before a caller prints anything
+    import_ray()
+    return _iter_predictions(inputs, models_dir, threshold, ham_cutoff, workers, address, skips)
+
+
+def _iter_predictions(inputs, models_dir, threshold, ham_cutoff, workers, address, skips) -> Iterator:
     from .prediction import Prediction
 
-    _max_bytes(models_dir)  # a bad bundle fails before Ray starts
     with ray_session(address, num_cpus=workers):
         scored = _pipeline(inputs, models_dir, threshold, ham_cutoff, workers, skips)
         for row in scored.iter_rows():

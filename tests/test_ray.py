@@ -204,3 +204,16 @@ def test_cli_and_local_predict_do_not_import_ray(smoke_models, sample):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_without_ray_one_line_error(smoke_models, sample, tmp_path):
+    """What a user without the extra sees: one line naming the extra, nothing on stdout."""
+    for args in (
+        ["predict", "--models", str(smoke_models), "--engine", "ray", str(sample / "spam")],
+        ["train", "--data", str(sample), "--models", str(tmp_path / "m"), "--engine", "ray"],
+    ):
+        code = f"import sys\nsys.modules['ray'] = None  # as if not installed\nfrom spamclf.cli import main\nmain({args!r})\n"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode == 1, out.stderr
+        assert out.stdout == ""
+        assert out.stderr.strip() == "Error: --engine ray needs Ray: pip install 'spamclf[ray]'"
