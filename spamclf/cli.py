@@ -271,9 +271,9 @@ def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, quiet
 )
 @click.pass_context
 def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_zero, header_prefix, engine, address, out_dir, workers, jobs):
-    """Classify message files, or every file in folders (recursive).
+    """Classify messages: files, folders (recursive), Maildir/MH, mbox, compressed files, tables.
 
-    Writes one row per input file, in a stable order: path, spam probability (score)
+    Writes one row per message found, in a stable order: path, spam probability (score)
     and label (spam, ham, or unsure inside the --ham-cutoff band). An unreadable input
     gets a row with an error. Exit status 0 when every input was scored, 3 when any
     could not be read.
