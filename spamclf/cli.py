@@ -80,6 +80,24 @@ def config_options(f):
     )(f)
 
 
+def engine_options(what: str):
+    """``--engine local|ray`` and ``--address``, shared by the commands that can run on Ray."""
+
+    def decorate(f):
+        f = click.option(
+            "--address", default=None, metavar="ADDR", help="Ray: join the cluster at ADDR (default: start a local Ray runtime)."
+        )(f)
+        return click.option(
+            "--engine",
+            type=click.Choice(["local", "ray"]),
+            default="local",
+            show_default=True,
+            help=f"ray: {what} (needs pip install 'spamclf[ray]').",
+        )(f)
+
+    return decorate
+
+
 def quiet_option(f):
     return click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")(f)
 
@@ -132,15 +150,8 @@ def preprocess(data, out, test_size, seed, config_path, overrides, quiet):
 @click.option("--models", "models_dir", required=True, type=click.Path(file_okay=False), help="Models directory to write.")
 @config_options
 @click.option("--force", is_flag=True, help="Replace an existing models directory (atomically).")
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help="ray: distributed vocabulary and data-parallel training on Ray (needs pip install 'spamclf[ray]').",
-)
+@engine_options("distributed vocabulary and data-parallel training on Ray")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, metavar="N", help="Ray: data-parallel workers.")
-@click.option("--address", default=None, metavar="ADDR", help="Ray: join the cluster at ADDR (default: start a local Ray runtime).")
 @quiet_option
 def train(data, models_dir, config_path, overrides, force, engine, workers, address, quiet):
     """Train a spam filter on labelled mail and save it to a models directory.
@@ -246,14 +257,7 @@ def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, quiet
     show_default=True,
     help="Filter mode: names of the added headers (PREFIX-Flag, PREFIX-Score, PREFIX-Status).",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help="ray: score on a Ray cluster with Ray Data (needs pip install 'spamclf[ray]').",
-)
-@click.option("--address", default=None, metavar="ADDR", help="Ray: join the cluster at ADDR (default: start a local Ray runtime).")
+@engine_options("score on a Ray cluster with Ray Data")
 @click.option(
     "--out",
     "out_dir",
