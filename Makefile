@@ -29,10 +29,12 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# Speed next to bogofilter (if on PATH) and scikit-learn: about 8 min on 2 cores. CORPUS=dir to use another corpus.
+# Speed next to bogofilter (if on PATH) and scikit-learn, then Ray scoring with 1 and 2 workers:
+# about 10 min on 2 cores. CORPUS=dir to use another corpus.
 CORPUS ?= data/spamassassin
 bench: install
 	$(BIN)/python -m benchmarks.speed --corpus $(CORPUS)
+	$(BIN)/python -m benchmarks.ray_throughput --corpus $(CORPUS)
 
 # 80/20 split and 5-fold CV for the default and seed configs, bogofilter and scikit-learn: about 25 min on 2 cores.
 accuracy: install
