@@ -11,19 +11,14 @@ Four distributed passes, then an ordinary bundle:
    max_features and the smoothed IDF are then applied exactly as scikit-learn's
    ``TfidfVectorizer`` does, so the vocabulary and IDF equal a local ``TfidfFeatures.fit``.
 3. features (Ray Data tasks): every message becomes its sparse TF-IDF row.
-4. training (Ray actors, synchronous data parallelism): each of N actors holds a shard of
-   the rows and a replica of the Dense network. Every step each computes the gradient of
-   its part of the global batch (``train.batch_size`` rows in all) with TensorFlow; the
-   driver sums them, and every replica applies the same averaged update with the same
-   Adam (lazy for the first layer's rows, as local training). Replicas therefore stay
-   identical; early stopping works on the validation loss summed over the shards.
-
-Why not Ray Train's ``TensorflowTrainer``: it sets up ``MultiWorkerMirroredStrategy``,
-which wants the variables created under the strategy and a distributed Keras ``fit``;
-spamclf's training step is a custom sparse (embedding-bag, lazy-Adam) step on sparse
-TF-IDF rows, whose sparse gradients a mirrored all-reduce would densify to
-vocabulary x 512 floats per step. Averaging the sparse gradients through Ray keeps the
-step local training uses.
+4. training (Ray Train): ``TensorflowTrainer`` starts N workers and sets ``TF_CONFIG``;
+   each builds a ``tf.distribute.MultiWorkerMirroredStrategy``, takes its shard of the
+   rows (``get_dataset_shard``; sparse CSR, never densified) and runs local training's
+   compiled step, with the gradients of every replica's rows summed by the strategy's
+   collective all-reduce: synchronous data parallelism over a global batch of
+   ``train.batch_size`` rows. The validation loss is all-reduced too, so every replica
+   takes the same early-stopping decision; rank 0 reports the final weights in a
+   checkpoint (NPZ), from which the driver writes the bundle.
 """
 
 from __future__ import annotations
@@ -39,6 +34,7 @@ import scipy.sparse as sp
 
 from . import __version__
 from .errors import DataError, SpamclfError
+from .network import _Trainer  # TensorFlow-free until used: it imports TF lazily
 from .ray_runtime import import_ray, ray_session
 
 _FILES_PER_BLOCK = 64
@@ -287,14 +283,6 @@ def _where_validation(batch, validation: bool):
     return batch.filter(mask).drop_columns(["validation"])
 
 
-def _batch_rows(x: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rows ``rows`` of ``x`` as an embedding bag: (distinct terms, slot of each entry in them, row, value)."""
-    batch = x[rows]
-    terms, slot = np.unique(batch.indices, return_inverse=True)
-    segments = np.repeat(np.arange(batch.shape[0], dtype=np.int32), np.diff(batch.indptr))
-    return terms.astype(np.int32), slot.astype(np.int32).ravel(), segments, batch.data.astype(np.float32)
-
-
 def _csr(table, n_features: int) -> tuple[sp.csr_matrix, np.ndarray]:
     if table.num_rows == 0:
         return sp.csr_matrix((0, n_features), dtype=np.float32), np.zeros(0, np.float32)
@@ -307,200 +295,202 @@ def _csr(table, n_features: int) -> tuple[sp.csr_matrix, np.ndarray]:
     return x, table["label"].to_numpy().astype(np.float32)
 
 
+def _table(blocks):
+    import pyarrow as pa
+
+    tables = [t for t in blocks if t.num_rows]
+    return pa.concat_tables(tables) if tables else _rows_schema().empty_table()
+
+
 # -------------------------------------------------------------------------------- 4. training
 
 
-class ShardWorker:
-    """One data-parallel replica: a shard of training and validation rows and the network's variables."""
+class _ReplicaTrainer(_Trainer):
+    """Local training's compiled step, as one replica of a ``MultiWorkerMirroredStrategy``.
 
-    beta_1, beta_2, epsilon = 0.9, 0.999, 1e-7  # Keras' Adam, as local training
+    The forward pass, loss, L2 and fused Adam update are local training's; in between, the
+    gradients of every replica's rows are summed by the strategy's collective all-reduce,
+    and the loss is divided by the rows of the *global* batch, so each replica applies the
+    update one local step over the whole global batch would. Replicas start from the same
+    weights and apply the same update, so they stay equal.
+    """
 
-    def __init__(self, rank: int, config: dict, n_features: int, weights: list, class_weights: tuple[float, float]) -> None:
-        from .network import import_keras, seed_everything
-
-        _, tf = import_keras()
-        seed_everything(config["train"]["seed"])
-        self.tf, self.rank, self.n_features = tf, rank, n_features
-        tr, md = config["train"], config["model"]
-        self.lr, self.dropout, self.l2, self.seed = float(tr["learning_rate"]), float(md["dropout"]), float(md["l2"]), int(tr["seed"])
-        self.weights = tuple(float(w) for w in class_weights)
-        self.variables = [tf.Variable(np.asarray(w, np.float32)) for w in weights]  # kernel, bias, kernel, bias, ...
-        self.slots = [(tf.Variable(tf.zeros_like(v)), tf.Variable(tf.zeros_like(v))) for v in self.variables]
-        self.iterations = tf.Variable(0, dtype=tf.int64)
-        self.rng = np.random.default_rng(self.seed + 1000 * (rank + 1))
-        self.best = None
-        bag = [tf.TensorSpec([None], tf.int32)] * 3 + [tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int32)]
-        # Lambdas, not the methods: Ray wraps an actor's methods with an extra keyword argument
-        # that tf.function's signature would refuse.
-        self._grads = tf.function(lambda t, s, g, v, n, y: self._gradients(t, s, g, v, n, y), input_signature=[*bag, tf.TensorSpec([None], tf.float32)])
-        self._logits_eval = tf.function(lambda t, s, g, v, n: self._logits(tf.gather(self.variables[0], t), s, g, v, n, False), input_signature=bag)
-
-    def load(self, train_shard, val_shard) -> tuple[int, int]:
-        import pyarrow as pa
-
-        def table(shard):
-            refs = shard.to_arrow_refs()
-            tables = [t for t in import_ray().get(refs) if t.num_rows]
-            return pa.concat_tables(tables) if tables else _rows_schema().empty_table()
-
-        self.x, self.y = _csr(table(train_shard), self.n_features)
-        self.x_val, self.y_val = _csr(table(val_shard), self.n_features)
-        return self.x.shape[0], self.x_val.shape[0]
-
-    def _logits(self, rows, slot, segments, values, n_rows, training):
-        tf = self.tf
-        x = tf.SparseTensor(
-            tf.cast(tf.stack([segments, slot], axis=1), tf.int64), values, tf.cast(tf.stack([n_rows, tf.shape(rows)[0]]), tf.int64)
+    def __init__(self, strategy, model, tf, config: dict, pos_weight: float, neg_weight: float, rank: int):
+        super().__init__(model, tf, config, pos_weight, neg_weight)
+        self.strategy = strategy
+        self.seed += 7919 * rank  # dropout masks differ between replicas, as their rows do
+        batch = [tf.TensorSpec([None, 2], tf.int64), tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int64)]
+        self.train_step = tf.function(
+            lambda i, v, n, y: strategy.run(self._replica_step, args=(i, v, n, y)),
+            input_signature=[*batch, tf.TensorSpec([None], tf.float32)],
         )
-        h = tf.sparse.sparse_dense_matmul(x, rows) + self.variables[1]
-        n_layers = len(self.variables) // 2
-        for i in range(n_layers):
-            if i:
-                h = tf.matmul(h, self.variables[2 * i]) + self.variables[2 * i + 1]
-            if i < n_layers - 1:
-                h = tf.nn.relu(h)
-                if training and self.dropout:
-                    seed = tf.stack([tf.cast(self.seed + self.rank, tf.int64), self.iterations * 16 + i])
-                    h = tf.nn.experimental.stateless_dropout(h, self.dropout, seed=seed)
-        return h[:, 0]
+        self.all_sum = tf.function(
+            lambda t: strategy.run(lambda u: tf.distribute.get_replica_context().all_reduce("sum", tf.identity(u)), args=(t,)),
+            input_signature=[tf.TensorSpec([None], tf.float64)],
+        )
 
-    def _gradients(self, terms, slot, segments, values, n_rows, y):
+    def _replica_step(self, indices, values, n_rows, y):
         tf = self.tf
+        ctx = tf.distribute.get_replica_context()
+        rows = ctx.all_reduce("sum", tf.cast(n_rows, tf.float32))
         with tf.GradientTape() as tape:
-            rows = tf.gather(self.variables[0], terms)
-            tape.watch(rows)
-            logits = self._logits(rows, slot, segments, values, n_rows, True)
+            logits = self._logits(indices, values, n_rows, True)
             per_example = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits)
-            loss_sum = tf.reduce_sum(per_example * tf.where(y > 0.5, self.weights[1], self.weights[0]))
-        grads = tape.gradient(loss_sum, [rows, *self.variables[1:]])
-        correct = tf.reduce_sum(tf.cast(tf.equal(logits >= 0.0, y > 0.5), tf.float32))
-        return [tf.convert_to_tensor(g) for g in grads], tf.reduce_sum(per_example), correct
-
-    def step(self, update, epoch: int, index: int, local_batch: int):
-        """Apply the previous averaged update (if any), then the gradient of this replica's next rows.
-
-        Returns (terms, gradient rows of the first kernel, other gradients, loss sum, correct, rows),
-        gradients of the *summed* loss: the driver divides by the global batch.
-        """
-        if update is not None:
-            self._apply(*update)
-        if index == 0:
-            self.order = self.rng.permutation(self.x.shape[0])
-        rows = np.sort(self.order[index * local_batch : (index + 1) * local_batch])
-        if not len(rows):
-            return np.zeros(0, np.int32), None, None, 0.0, 0.0, 0
-        terms, slot, segments, values = _batch_rows(self.x, rows)
-        grads, loss_sum, correct = self._grads(terms, slot, segments, values, np.int32(len(rows)), self.y[rows])
-        return terms, grads[0].numpy(), [g.numpy() for g in grads[1:]], float(loss_sum), float(correct), len(rows)
-
-    def _apply(self, terms, first, others) -> None:
-        tf = self.tf
+            loss = tf.reduce_sum(per_example * tf.where(y > 0.5, self.weights[1], self.weights[0])) / tf.maximum(rows, 1.0)
+            if self.l2:  # summed over replicas below: each adds its share of the regulariser
+                loss += self.l2 * tf.add_n([tf.reduce_sum(tf.square(w)) for w in self.kernels[:-1]]) / ctx.num_replicas_in_sync
+        grads = ctx.all_reduce("sum", [tf.convert_to_tensor(g) for g in tape.gradient(loss, self.variables)])
         self.iterations.assign_add(1)
-        t = float(self.iterations.numpy())
-        lr = self.lr * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
-        if self.l2:  # Keras' L2 on hidden kernels (the first: the rows this step used), as local training
-            first = first + 2 * self.l2 * tf.gather(self.variables[0], terms).numpy()
-            others = list(others)
-            for i in range(1, len(self.variables) // 2 - 1):  # others[2i-1] is kernel i's gradient
-                others[2 * i - 1] = others[2 * i - 1] + 2 * self.l2 * self.variables[2 * i].numpy()
-        m, v = self.slots[0]
-        m_rows = tf.gather(m, terms)
-        v_rows = tf.gather(v, terms)
-        m_rows += (first - m_rows) * (1 - self.beta_1)
-        v_rows += (tf.square(first) - v_rows) * (1 - self.beta_2)
-        m.scatter_update(tf.IndexedSlices(m_rows, terms))
-        v.scatter_update(tf.IndexedSlices(v_rows, terms))
-        self.variables[0].scatter_sub(tf.IndexedSlices(lr * m_rows / (tf.sqrt(v_rows) + self.epsilon), terms))
-        for variable, (m, v), grad in zip(self.variables[1:], self.slots[1:], others):
-            m.assign_add((grad - m) * (1 - self.beta_1))
-            v.assign_add((tf.square(grad) - v) * (1 - self.beta_2))
-            variable.assign_sub(lr * m / (tf.sqrt(v) + self.epsilon))
+        t = tf.cast(self.iterations, tf.float32)
+        for variable, (m, v), grad in zip(self.variables, self.slots, grads):
+            tf.raw_ops.ResourceApplyAdam(
+                var=variable.handle, m=m.handle, v=v.handle,
+                beta1_power=tf.pow(self.beta_1, t), beta2_power=tf.pow(self.beta_2, t),
+                lr=self.learning_rate, beta1=self.beta_1, beta2=self.beta_2, epsilon=self.epsilon,
+                grad=grad,
+            )  # fmt: skip
+        correct = tf.reduce_sum(tf.cast(tf.equal(logits >= 0.0, y > 0.5), tf.float32))
+        return ctx.all_reduce("sum", tf.stack([tf.reduce_sum(per_example), correct]))
 
-    def apply(self, update) -> None:
-        self._apply(*update)
+    def validation_sums(self, x: sp.csr_matrix, y: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """(loss sum, correct, rows) over every replica's validation rows."""
+        from .network import _rows
 
-    def evaluate(self, with_scores: bool = False):
-        """(loss sum, correct, rows[, scores, labels]) over this replica's validation rows."""
         z = np.zeros(0)
-        if self.x_val.shape[0]:
+        if x.shape[0]:
             parts = []
-            for start in range(0, self.x_val.shape[0], 4096):
-                rows = np.arange(start, min(start + 4096, self.x_val.shape[0]))
-                parts.append(self._logits_eval(*_batch_rows(self.x_val, rows), np.int32(len(rows))).numpy())
+            for start in range(0, x.shape[0], batch_size):
+                rows = np.arange(start, min(start + batch_size, x.shape[0]))
+                parts.append(self.logits(*_rows(x, rows), np.int64(len(rows))).numpy())
             z = np.concatenate(parts).astype(np.float64)
-        y = self.y_val
-        loss = float(np.sum(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))) if len(z) else 0.0
-        out = (loss, float(np.sum((z >= 0) == (y > 0.5))), len(z))
-        return out + (z, y) if with_scores else out
-
-    def snapshot(self) -> None:
-        self.best = [np.array(v.numpy()) for v in self.variables]
-
-    def restore(self) -> None:
-        if self.best is not None:
-            for variable, value in zip(self.variables, self.best):
-                variable.assign(value)
-
-    def get_weights(self) -> list[np.ndarray]:
-        return [np.array(v.numpy()) for v in self.variables]
+        loss = np.sum(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
+        local = np.array([loss, np.sum((z >= 0) == (y > 0.5)), len(z)], dtype=np.float64)
+        return self.all_sum(local).numpy()
 
 
-def _average(results, total: int):
-    """Sum the replicas' gradients (first kernel: over the union of their rows) and divide by the global batch."""
-    parts = [r for r in results if r[5]]
-    terms = np.concatenate([r[0] for r in parts])
-    union, inverse = np.unique(terms, return_inverse=True)
-    first = np.zeros((len(union), parts[0][1].shape[1]), np.float32)
-    np.add.at(first, inverse.ravel(), np.concatenate([r[1] for r in parts]))
-    others = [sum(r[2][i] for r in parts) / total for i in range(len(parts[0][2]))]
-    return union.astype(np.int32), first / total, others
+def _shard(name: str, n_features: int):
+    """A dataset handed to the trainer (this worker's shard), as CSR rows and labels."""
+    from ray import train
+
+    blocks = train.get_dataset_shard(name).iter_batches(batch_size=None, batch_format="pyarrow")
+    return _csr(_table(blocks), n_features)
 
 
-def _fit_on_actors(ray, actors, cfg: dict, n_fit: int, progress: bool):
-    """Synchronous data-parallel epochs with early stopping; returns the history (Keras' names)."""
-    import click
+def _train_loop(loop: dict) -> None:
+    """Ray Train's ``train_loop_per_worker``: one replica of synchronous data-parallel training."""
+    import json
 
-    tr = cfg["train"]
-    batch, n = tr["batch_size"], len(actors)
-    local_batch = -(-batch // n)
-    steps = -(-(-(-n_fit // n)) // local_batch)  # shards differ by at most one row; every row is used
+    from ray import train
+
+    from .network import _rows, build_model, import_keras, seed_everything
+
+    _, tf = import_keras()
+    # Ray Train's TensorflowTrainer has set TF_CONFIG (the other workers' addresses); the
+    # strategy must exist before any other TensorFlow op runs in this process.
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    context = train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    cfg, n_features = loop["config"], loop["n_features"]
+    tr, md = cfg["train"], cfg["model"]
+    seed_everything(tr["seed"])
+    model = build_model(n_features, md["units"], md["dropout"], md["l2"], tr["learning_rate"])
+    model.set_weights(loop["initial"])  # the driver's: every replica starts equal
+    trainer = _ReplicaTrainer(strategy, model, tf, cfg, loop["pos_weight"], loop["neg_weight"], rank)
+    x, y = _shard(f"train_{rank}", n_features)
+    x_val, y_val = _shard(f"validation_{rank}", n_features)
+
+    # Every replica runs the same number of steps (the all-reduce waits for all of them):
+    # enough for the largest shard; a replica whose rows ran out adds an empty batch.
+    sizes = trainer.all_sum(np.where(np.arange(world) == rank, float(x.shape[0]), 0.0)).numpy()
+    n_fit = int(sizes.sum())
+    local_batch = -(-tr["batch_size"] // world)
+    steps = -(-int(sizes.max()) // local_batch)
+    rng = np.random.default_rng(tr["seed"] + 1000 * (rank + 1))
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
-    best_loss, waited, saved = np.inf, 0, False
-    update = None
+    best_loss, best_weights, waited = np.inf, None, 0
     for epoch in range(tr["epochs"]):
-        total_loss = total_correct = 0.0
+        order = rng.permutation(x.shape[0])
+        totals = np.zeros(2)
         for index in range(steps):
-            update_ref = ray.put(update) if update is not None else None
-            results = ray.get([a.step.remote(update_ref, epoch, index, local_batch) for a in actors])
-            rows = sum(r[5] for r in results)
-            update = _average(results, rows) if rows else None
-            total_loss += sum(r[3] for r in results)
-            total_correct += sum(r[4] for r in results)
-        if update is not None:
-            ref = ray.put(update)
-            ray.get([a.apply.remote(ref) for a in actors])
-            update = None
-        evals = ray.get([a.evaluate.remote() for a in actors])
-        n_val = sum(e[2] for e in evals)
-        val_loss = sum(e[0] for e in evals) / max(n_val, 1)
-        val_acc = sum(e[1] for e in evals) / max(n_val, 1)
-        for key, value in zip(history, (total_loss / n_fit, total_correct / n_fit, val_loss, val_acc)):
-            history[key].append(float(value))
-        if progress:
-            shown = ", ".join(f"{k} {history[k][-1]:.4f}" for k in sorted(history))
-            click.echo(f"epoch {epoch + 1}/{tr['epochs']}: {shown}", err=True)
-        if not tr["early_stopping"]:
+            rows = np.sort(order[index * local_batch : (index + 1) * local_batch])
+            totals += trainer.train_step(*_rows(x, rows), np.int64(len(rows)), y[rows]).numpy()
+        val_loss_sum, val_correct, n_val = trainer.validation_sums(x_val, y_val)
+        val_loss = val_loss_sum / max(n_val, 1.0)  # the same on every replica: early stopping agrees
+        epoch_metrics = {"loss": totals[0] / n_fit, "accuracy": totals[1] / n_fit, "val_loss": val_loss, "val_accuracy": val_correct / max(n_val, 1.0)}
+        for key in history:
+            history[key].append(float(epoch_metrics[key]))
+        stop = False
+        if tr["early_stopping"]:
+            if val_loss < best_loss:
+                best_loss, waited = val_loss, 0
+                best_weights = trainer.snapshot()
+            else:
+                waited += 1
+                stop = waited >= tr["patience"]  # as keras.callbacks.EarlyStopping counts it
+        last = stop or epoch == tr["epochs"] - 1
+        if not last:
+            train.report({"epoch": epoch + 1, **{k: v[-1] for k, v in history.items()}})
             continue
-        if val_loss < best_loss:
-            best_loss, waited, saved = val_loss, 0, True
-            ray.get([a.snapshot.remote() for a in actors])
-        else:
-            waited += 1
-            if waited > tr["patience"]:
-                break
-    if saved:
-        ray.get([a.restore.remote() for a in actors])
-    return history
+        if best_weights is not None:
+            trainer.restore(best_weights)
+        # The result leaves through a checkpoint: rank 0's weights (all replicas hold the
+        # same) and the history, as an NPZ and JSON, never a pickle.
+        with tempfile.TemporaryDirectory() as folder:
+            checkpoint = None
+            if rank == 0:
+                with open(Path(folder) / "weights.npz", "wb") as fh:
+                    np.savez(fh, **{f"w{i}": np.asarray(w, np.float32) for i, w in enumerate(model.get_weights())})
+                (Path(folder) / "history.json").write_text(json.dumps(history))
+                checkpoint = train.Checkpoint.from_directory(folder)
+            train.report({"epoch": epoch + 1, **{k: v[-1] for k, v in history.items()}}, checkpoint=checkpoint)
+        break
+
+
+def _fit_with_ray_train(fit_rows, val_rows, cfg: dict, n_features: int, initial: list, class_weights, workers: int):
+    """Run ``_train_loop`` on ``workers`` Ray Train workers; (final weights, history) from rank 0's checkpoint."""
+    import json
+
+    from ray.train import CheckpointConfig, DataConfig, RunConfig, ScalingConfig, TrainingFailedError
+    from ray.train.tensorflow import TensorflowTrainer
+
+    from .ray_runtime import cluster_cpus
+
+    ray = import_ray()
+    # Fractional CPUs so the workers fit next to Ray Data's tasks on a cluster no larger than
+    # them (a laptop); TensorFlow's threads are not bound by Ray's accounting either way.
+    cpus = min(1.0, cluster_cpus(ray) / (workers + 1))
+    # One dataset per worker and dataset, which Ray Train hands every worker unsplit (each
+    # reads only its own): its own split either drops up to N-1 rows (equal=True) or cuts
+    # at block boundaries, which on small data can leave a worker nothing. These shards
+    # differ by at most one row.
+    datasets = {}
+    for name, ds in (("train", fit_rows), ("validation", val_rows)):
+        total = ds.count()
+        for rank, part in enumerate(ds.split_at_indices([total * i // workers for i in range(1, workers)])):
+            datasets[f"{name}_{rank}"] = part
+    with tempfile.TemporaryDirectory(prefix="spamclf-ray-train-") as storage:
+        trainer = TensorflowTrainer(
+            _train_loop,
+            train_loop_config={
+                "config": cfg, "n_features": n_features, "initial": initial,
+                "neg_weight": class_weights[0], "pos_weight": class_weights[1],
+            },
+            scaling_config=ScalingConfig(num_workers=workers, use_gpu=False, resources_per_worker={"CPU": cpus}),
+            datasets=datasets,
+            dataset_config=DataConfig(datasets_to_split=[]),
+            run_config=RunConfig(name="spamclf", storage_path=storage, checkpoint_config=CheckpointConfig(num_to_keep=1)),
+        )  # fmt: skip
+        try:
+            result = trainer.fit()
+        except TrainingFailedError as exc:  # a worker's traceback, many lines: its last line says what failed
+            failures = getattr(exc, "worker_failures", None) or {}
+            lines = [line for e in failures.values() for line in str(e).strip().splitlines()[-1:]] or str(exc).strip().splitlines()[-1:]
+            raise SpamclfError(f"training on Ray failed: {lines[0] if lines else type(exc).__name__}") from None
+        with result.checkpoint.as_directory() as folder:
+            with np.load(Path(folder) / "weights.npz", allow_pickle=False) as npz:
+                weights = [npz[f"w{i}"] for i in range(len(npz.files))]
+            history = json.loads((Path(folder) / "history.json").read_text())
+    return weights, history
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -542,6 +532,7 @@ def _train_on_ray(data, models_dir, config, overrides, force, workers, address, 
     from .dataset import require_trainable, stratified_split
     from .extract import ExtractOptions
     from .metrics import classification_metrics
+    from .scorer import forward
     from .sources import SkipLog
     from .training import choose_threshold, package_versions, save_trained
 
@@ -584,9 +575,9 @@ def _train_on_ray(data, models_dir, config, overrides, force, workers, address, 
         # 2. vocabulary and IDF by a distributed count
         settings = dict(cfg["features"])
         features = fit_features_on_ray(kept.select_columns(["text"]), len(keys), settings)
-        if progress:
-            import click
+        import click
 
+        if progress:
             click.echo(f"ray: {len(keys)} messages, {features.n_features} features, {workers} workers", err=True)
 
         # 3. sparse TF-IDF rows, marked fit or validation
@@ -607,28 +598,23 @@ def _train_on_ray(data, models_dir, config, overrides, force, workers, address, 
         tr, md = cfg["train"], cfg["model"]
         seed_everything(tr["seed"])
         model = build_model(features.n_features, md["units"], md["dropout"], md["l2"], tr["learning_rate"])
-        initial = [w for pair in dense_weights(model) for w in pair]
         y_fit = labels[fit_idx]
         neg_weight = pos_weight = 1.0
         if tr["class_weight"] == "balanced":
             counts = np.bincount(y_fit, minlength=2)
             neg_weight, pos_weight = (float(len(y_fit) / (2 * max(c, 1))) for c in counts)
-        # Split before the actors take every CPU: splitting runs Ray tasks of its own.
-        fit_shards = _shards(fit_rows, workers)
-        val_shards = _shards(val_rows, workers)
-        remote = ray.remote(num_cpus=1)(ShardWorker)
-        actors = [remote.remote(r, cfg, features.n_features, initial, (neg_weight, pos_weight)) for r in range(workers)]
-        ray.get([a.load.remote(f, v) for a, f, v in zip(actors, fit_shards, val_shards)])
-        history = _fit_on_actors(ray, actors, cfg, len(fit_idx), progress)
-        final = ray.get(actors[0].get_weights.remote())
-        evals = ray.get([a.evaluate.remote(True) for a in actors])
-        for a in actors:
-            ray.kill(a)
-    z = np.concatenate([e[3] for e in evals])
-    y_val = np.concatenate([e[4] for e in evals]).astype(np.int64)
-    val_scores = (np.exp(-np.logaddexp(0.0, -z))).astype(np.float32)
+        final, history = _fit_with_ray_train(
+            fit_rows, val_rows, cfg, features.n_features, model.get_weights(), (neg_weight, pos_weight), workers
+        )
+        if progress:  # the workers' own output stays on the cluster; the epochs, as local training shows them
+            for epoch in range(len(history["loss"])):
+                shown = ", ".join(f"{k} {history[k][epoch]:.4f}" for k in sorted(history))
+                click.echo(f"epoch {epoch + 1}/{tr['epochs']}: {shown}", err=True)
+        x_val, y_val = _csr(_table(ray.get(val_rows.to_arrow_refs())), features.n_features)
     model.set_weights(final)
     layers = dense_weights(model)
+    val_scores = forward(x_val, layers)  # as local training scores its validation rows
+    y_val = y_val.astype(np.int64)
     threshold = choose_threshold(y_val, val_scores, tr)
     val_metrics = classification_metrics(y_val, val_scores, threshold)
     metadata = {
@@ -664,12 +650,6 @@ def _train_on_ray(data, models_dir, config, overrides, force, workers, address, 
 
 def _ray_version() -> str:
     return import_ray().__version__
-
-
-def _shards(ds, n: int):
-    """``n`` parts of ``ds`` whose sizes differ by at most one row."""
-    total = ds.count()
-    return ds.split_at_indices([total * i // n for i in range(1, n)])
 
 
 def _select(batch, dropped):

@@ -184,6 +184,25 @@ def test_train_two_workers_gives_a_bundle_local_predict_loads(ray_local, smoke_m
     val = ray_bundle.metadata["validation_metrics"]["accuracy"], local_bundle.metadata["validation_metrics"]["accuracy"]
     assert abs(val[0] - val[1]) <= 0.07, val
 
+    # The last validation loss the Ray Train workers all-reduced from their shards is the
+    # loss of the saved weights on the whole validation set: every validation row was
+    # evaluated exactly once, and rank 0's weights are the ones every replica held.
+    from spamclf.dataset import load_labelled, stratified_split
+    from spamclf.extract import ExtractOptions
+    from spamclf.scorer import logits
+
+    cfg = ray_bundle.config
+    assert not cfg["train"]["early_stopping"]  # so the saved weights are the last epoch's
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["val_loss"]) == summary["epochs_run"] == cfg["train"]["epochs"]
+    data = load_labelled([str(sample)], ExtractOptions.from_config(cfg), progress=False)
+    _, val_idx = stratified_split(data.y, cfg["train"]["validation_split"], cfg["train"]["seed"])
+    z = logits(ray_bundle.features.transform([data.texts[i] for i in val_idx]), ray_bundle.layers).astype(np.float64)
+    y = data.y[val_idx]
+    loss = np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
+    assert abs(history["val_loss"][-1] - loss) <= 1e-4 * max(1.0, loss), (history["val_loss"][-1], loss)
+    assert history["val_loss"][0] > history["val_loss"][-1]  # the replicas did learn, together
+
 
 def test_errors_are_one_line(tmp_path, sample):
     runner = CliRunner()
