@@ -39,6 +39,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple, Any, tuple | None]]] = {
         "seed": ((int,), 42, None),
         "epochs": ((int,), 8, None),
         "batch_size": ((int,), 256, None),
+        "min_steps_per_epoch": ((int,), 10, None),
         "learning_rate": ((float,), 0.001, None),
         "validation_split": ((float,), 0.2, None),
         "early_stopping": ((bool,), True, None),
@@ -133,8 +134,8 @@ def validate(config: dict) -> None:
     tr, ft = config["train"], config["features"]
     if not 0.0 < tr["validation_split"] < 1.0:
         raise ConfigError("config key 'train.validation_split' must be between 0 and 1 (exclusive)")
-    if tr["epochs"] < 1 or tr["batch_size"] < 1:
-        raise ConfigError("config keys 'train.epochs' and 'train.batch_size' must be at least 1")
+    if tr["epochs"] < 1 or tr["batch_size"] < 1 or tr["min_steps_per_epoch"] < 1:
+        raise ConfigError("config keys 'train.epochs', 'train.batch_size' and 'train.min_steps_per_epoch' must be at least 1")
     if tr["target_fpr"] is not None and not 0.0 <= tr["target_fpr"] < 1.0:
         raise ConfigError("config key 'train.target_fpr' must be in [0, 1) or null")
     if ft["ngram_max"] < 1 or ft["min_df"] < 1:

@@ -175,6 +175,15 @@ class _Trainer:
             variable.assign(value)
 
 
+def batch_size_for(n_rows: int, train_cfg: dict) -> int:
+    """``train.batch_size``, made smaller when needed for ``train.min_steps_per_epoch`` steps per epoch.
+
+    Batches that suit a corpus of thousands would leave a few hundred messages of one's own mail with
+    one or two updates per epoch, and an undertrained filter.
+    """
+    return max(1, min(train_cfg["batch_size"], -(-n_rows // train_cfg["min_steps_per_epoch"])))
+
+
 def fit(
     x_train: sp.csr_matrix,
     y_train: np.ndarray,
@@ -203,7 +212,8 @@ def fit(
         neg_weight, pos_weight = (float(len(y_train) / (2 * max(c, 1))) for c in counts)
     trainer = _Trainer(model, tf, config, pos_weight, neg_weight)
     rng = np.random.default_rng(tr["seed"])
-    batch_size, n = tr["batch_size"], x_train.shape[0]
+    n = x_train.shape[0]
+    batch_size = batch_size_for(n, tr)
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     best_loss, best_weights, waited = np.inf, None, 0
     for epoch in range(tr["epochs"]):

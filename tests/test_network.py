@@ -91,3 +91,14 @@ def test_dropout_l2_and_class_weights_change_training(split, trained):
         assert fit(x_fit, y_fit, x_val, y_val, changed, progress=False)[1]["loss"] != base
     balanced = {**cfg, "train": {**cfg["train"], "class_weight": "balanced"}}
     assert fit(x_fit, y_fit, x_val, y_val, balanced, progress=False)[1]["loss"] != base
+
+
+def test_small_data_gets_smaller_batches_but_large_data_keeps_the_configured_size():
+    from spamclf.config import defaults
+    from spamclf.network import batch_size_for
+
+    tr = defaults()["train"]
+    assert batch_size_for(240, tr) == 24  # 10 steps per epoch on a few hundred messages
+    assert batch_size_for(3870, tr) == tr["batch_size"]  # the full corpus trains as measured
+    assert batch_size_for(3, tr) == 1
+    assert batch_size_for(10_000, {**tr, "batch_size": 32, "min_steps_per_epoch": 1}) == 32
