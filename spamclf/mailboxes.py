@@ -22,6 +22,7 @@ _FROM_LINE = re.compile(
     rb"\d{1,2} +\d{1,2}:\d\d"
 )
 _CONTENT_LENGTH = re.compile(rb"(?i)content-length:[ \t]*(\d{1,12})[ \t]*\r?$")
+_ANY_CONTENT_LENGTH = re.compile(rb"(?i)\ncontent-length:")
 _CHUNK = 1 << 16  # longest piece of a line read at once: a megabyte "line" is read in pieces
 
 COMPRESSION_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
@@ -176,7 +177,24 @@ def _content_length_body(lines: _Lines, length: int, max_bytes: int) -> tuple[by
     return None
 
 
-def iter_mbox(fh: BinaryIO, max_bytes: int) -> Iterator[RawMessage]:
+def holds_one_message(data: bytes) -> bool:
+    """Whether mbox bytes (envelope line first, the whole file) are one message that :func:`iter_mbox` would
+    return as all of ``data``: no later envelope line, and no ``Content-Length`` header for it to weigh.
+
+    Cheap (a few scans at C speed), and conservative: ``False`` only sends ``data`` through the splitter.
+    """
+    if _ANY_CONTENT_LENGTH.search(data):
+        return False
+    start = data.find(b"\nFrom ")
+    while start >= 0:
+        # Every line after a newline is at a line start for iter_mbox; is_from_line looks at 400 bytes.
+        if is_from_line(data[start + 1 : start + 401]):
+            return False
+        start = data.find(b"\nFrom ", start + 1)
+    return True
+
+
+def iter_mbox(fh: BinaryIO, max_bytes: int, already_read: bytes = b"") -> Iterator[RawMessage]:
     """Messages of an mbox stream, envelope line included, each capped at ``max_bytes``.
 
     Messages are separated by envelope lines (``From sender date``); the blank line before
@@ -184,8 +202,10 @@ def iter_mbox(fh: BinaryIO, max_bytes: int) -> Iterator[RawMessage]:
     Python's ``mailbox`` module writes and reads it. A ``Content-Length`` header
     is used when it is honest (mboxcl2 files do not quote ``From `` in bodies). ``>From ``
     lines are kept as stored: the bytes of a message are the bytes in the file.
+    ``already_read``: bytes taken from the front of ``fh`` before the call, read first.
     """
     lines = _Lines(fh)
+    lines.unread(already_read)
     envelope = lines.readline()
     while envelope:
         msg = _Capped(max_bytes)

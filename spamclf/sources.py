@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
 from .errors import DataError
-from .mailboxes import compression_of, inner_name, is_from_line, iter_mbox, open_decompressed
+from .mailboxes import compression_of, holds_one_message, inner_name, is_from_line, iter_mbox, open_decompressed
 from .tables import LABEL_COLUMNS, TABLE_SUFFIXES, TEXT_COLUMNS, NoTextColumn, iter_delimited, iter_jsonl, iter_parquet, parse_label
 
 LABELS = ("ham", "spam")  # index = numeric label: 0 ham, 1 spam
@@ -309,10 +309,23 @@ def _one_message(fh: BinaryIO, name: str, how: _Read) -> Item:
 
 
 def _iter_mbox_items(fh: BinaryIO, name: str, how: _Read) -> Iterator[Item]:
+    # Nearly every file that starts with an envelope line holds one message (the SpamAssassin corpus,
+    # a saved message): read it in one call, and split only a real mailbox, line by line.
+    try:
+        head = fh.read(how.max_bytes)
+        more = fh.peek(1) if hasattr(fh, "peek") else fh.read(1)
+    except OSError as exc:
+        yield Item(path=f"{name}#1", label=how.label, error=_reason(exc))
+        return
+    if not more and holds_one_message(head):
+        yield Item(path=name, raw=head, label=how.label)
+        return
+    if not hasattr(fh, "peek"):
+        head += more
     # One message behind, so that a file holding a single message keeps its plain path.
     held, index = None, 0
     try:
-        for msg in iter_mbox(fh, how.max_bytes):
+        for msg in iter_mbox(fh, how.max_bytes, already_read=head):
             index += 1
             if held is not None:
                 yield Item(path=f"{name}#{index - 1}", raw=held.raw, label=how.label, truncated=bool(held.truncated))
