@@ -15,8 +15,8 @@ Four distributed passes, then an ordinary bundle:
    each builds a ``tf.distribute.MultiWorkerMirroredStrategy``, takes its shard of the
    rows (``get_dataset_shard``; sparse CSR, never densified) and runs local training's
    compiled step, with the gradients of every replica's rows summed by the strategy's
-   collective all-reduce: synchronous data parallelism over a global batch of
-   ``train.batch_size`` rows. The validation loss is all-reduced too, so every replica
+   collective all-reduce: synchronous data parallelism over the global batch local
+   training uses (``train.batch_size``, smaller on small data). The validation loss is all-reduced too, so every replica
    takes the same early-stopping decision; rank 0 reports the final weights in a
    checkpoint (NPZ), from which the driver writes the bundle.
 """
@@ -387,7 +387,7 @@ def _train_loop(loop: dict) -> None:
 
     from ray import train
 
-    from .network import _rows, build_model, import_keras, seed_everything
+    from .network import _rows, batch_size_for, build_model, import_keras, seed_everything
 
     _, tf = import_keras()
     # Ray Train's TensorflowTrainer has set TF_CONFIG (the other workers' addresses); the
@@ -408,7 +408,7 @@ def _train_loop(loop: dict) -> None:
     # enough for the largest shard; a replica whose rows ran out adds an empty batch.
     sizes = trainer.all_sum(np.where(np.arange(world) == rank, float(x.shape[0]), 0.0)).numpy()
     n_fit = int(sizes.sum())
-    local_batch = -(-tr["batch_size"] // world)
+    local_batch = -(-batch_size_for(n_fit, tr) // world)  # the global batch local training would use
     steps = -(-int(sizes.max()) // local_batch)
     rng = np.random.default_rng(tr["seed"] + 1000 * (rank + 1))
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
