@@ -144,7 +144,13 @@ class _Trainer:
             loss = tf.reduce_mean(per_example * tf.where(y > 0.5, self.weights[1], self.weights[0]))
             if self.l2:  # Keras' L2 regulariser on the hidden kernels
                 loss += self.l2 * tf.add_n([tf.reduce_sum(tf.square(w)) for w in self.kernels[:-1]])
-        grads = tape.gradient(loss, self.variables)
+        self.apply_adam(tape.gradient(loss, self.variables))
+        correct = tf.reduce_sum(tf.cast(tf.equal(logits >= 0.0, y > 0.5), tf.float32))
+        return tf.reduce_sum(per_example), correct
+
+    def apply_adam(self, grads) -> None:
+        """One Adam step on every variable (traced inside a step function; Ray training calls it too)."""
+        tf = self.tf
         self.iterations.assign_add(1)
         t = tf.cast(self.iterations, tf.float32)
         for variable, (m, v), grad in zip(self.variables, self.slots, grads):
@@ -154,8 +160,6 @@ class _Trainer:
                 lr=self.learning_rate, beta1=self.beta_1, beta2=self.beta_2, epsilon=self.epsilon,
                 grad=tf.convert_to_tensor(grad),
             )  # fmt: skip
-        correct = tf.reduce_sum(tf.cast(tf.equal(logits >= 0.0, y > 0.5), tf.float32))
-        return tf.reduce_sum(per_example), correct
 
     def evaluate(self, x: sp.csr_matrix, y: np.ndarray, batch_size: int = 4096) -> tuple[float, float]:
         """Mean binary cross-entropy and accuracy over ``x`` (no dropout, no class weights)."""
@@ -173,6 +177,15 @@ class _Trainer:
     def restore(self, values: list[np.ndarray]) -> None:
         for variable, value in zip(self.variables, values):
             variable.assign(value)
+
+
+def class_weights(y: np.ndarray, mode: str) -> tuple[float, float]:
+    """(ham weight, spam weight) of each example's loss: 1 and 1, or inversely to class frequency."""
+    if mode != "balanced":
+        return 1.0, 1.0
+    counts = np.bincount(np.asarray(y).astype(int), minlength=2)
+    neg, pos = (float(len(y) / (2 * max(c, 1))) for c in counts)
+    return neg, pos
 
 
 def batch_size_for(n_rows: int, train_cfg: dict) -> int:
@@ -206,10 +219,7 @@ def fit(
     x_train.sort_indices()
     y_train, y_val = np.asarray(y_train, np.float32), np.asarray(y_val, np.float32)
     model = build_model(x_train.shape[1], md["units"], md["dropout"], md["l2"], tr["learning_rate"])
-    neg_weight = pos_weight = 1.0
-    if tr["class_weight"] == "balanced":
-        counts = np.bincount(y_train.astype(int), minlength=2)
-        neg_weight, pos_weight = (float(len(y_train) / (2 * max(c, 1))) for c in counts)
+    neg_weight, pos_weight = class_weights(y_train, tr["class_weight"])
     trainer = _Trainer(model, tf, config, pos_weight, neg_weight)
     rng = np.random.default_rng(tr["seed"])
     n = x_train.shape[0]

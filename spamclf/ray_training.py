@@ -23,7 +23,6 @@ Four distributed passes, then an ordinary bundle:
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import tempfile
 import time
@@ -32,7 +31,6 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from . import __version__
 from .errors import DataError, SpamclfError
 from .network import _Trainer  # TensorFlow-free until used: it imports TF lazily
 from .ray_runtime import import_ray, ray_session
@@ -344,16 +342,7 @@ class _ReplicaTrainer(_Trainer):
             loss = tf.reduce_sum(per_example * tf.where(y > 0.5, self.weights[1], self.weights[0])) / tf.maximum(rows, 1.0)
             if self.l2:  # summed over replicas below: each adds its share of the regulariser
                 loss += self.l2 * tf.add_n([tf.reduce_sum(tf.square(w)) for w in self.kernels[:-1]]) / ctx.num_replicas_in_sync
-        grads = ctx.all_reduce("sum", [tf.convert_to_tensor(g) for g in tape.gradient(loss, self.variables)])
-        self.iterations.assign_add(1)
-        t = tf.cast(self.iterations, tf.float32)
-        for variable, (m, v), grad in zip(self.variables, self.slots, grads):
-            tf.raw_ops.ResourceApplyAdam(
-                var=variable.handle, m=m.handle, v=v.handle,
-                beta1_power=tf.pow(self.beta_1, t), beta2_power=tf.pow(self.beta_2, t),
-                lr=self.learning_rate, beta1=self.beta_1, beta2=self.beta_2, epsilon=self.epsilon,
-                grad=grad,
-            )  # fmt: skip
+        self.apply_adam(ctx.all_reduce("sum", [tf.convert_to_tensor(g) for g in tape.gradient(loss, self.variables)]))
         correct = tf.reduce_sum(tf.cast(tf.equal(logits >= 0.0, y > 0.5), tf.float32))
         return ctx.all_reduce("sum", tf.stack([tf.reduce_sum(per_example), correct]))
 
@@ -534,12 +523,10 @@ def train_on_ray(
 
 def _train_on_ray(data, models_dir, config, overrides, force, workers, address, progress) -> dict:
     from .config import load_config
-    from .dataset import require_trainable, stratified_split
     from .extract import ExtractOptions
-    from .metrics import classification_metrics
-    from .scorer import forward
+    from .network import class_weights
     from .sources import SkipLog
-    from .training import choose_threshold, package_versions, save_trained
+    from .training import finish_training, split_for_training
 
     if workers < 1:
         raise SpamclfError("--workers must be at least 1")
@@ -569,11 +556,8 @@ def _train_on_ray(data, models_dir, config, overrides, force, workers, address, 
         tables = [t for t in ray.get(meta) if t.num_rows]
         meta_table = pa.concat_tables(tables) if tables else _read_schema().empty_table()
         keys, dataset = _kept(meta_table, skips)
-        require_trainable(dataset)
         labels = dataset.y
-        if len(dataset) < 4 or min(np.bincount(labels, minlength=2)) < 2:
-            raise DataError(f"too few messages to train and validate: {dataset.counts()}; need at least 2 of each class")
-        fit_idx, val_idx = stratified_split(labels, cfg["train"]["validation_split"], cfg["train"]["seed"])
+        fit_idx, val_idx = split_for_training(dataset, cfg)
         dropped = np.setdiff1d(meta_table["key"].to_numpy(), keys)  # unreadable and duplicates: few
         kept = messages.map_batches(_select, fn_kwargs={"dropped": dropped}, batch_format="pyarrow").materialize()
 
@@ -598,18 +582,13 @@ def _train_on_ray(data, models_dir, config, overrides, force, workers, address, 
         val_rows = rows.map_batches(_where_validation, fn_kwargs={"validation": True}, batch_format="pyarrow").materialize()
 
         # 4. data-parallel training
-        from .network import build_model, dense_weights, seed_everything
+        from .network import build_model, seed_everything
 
         tr, md = cfg["train"], cfg["model"]
         seed_everything(tr["seed"])
         model = build_model(features.n_features, md["units"], md["dropout"], md["l2"], tr["learning_rate"])
-        y_fit = labels[fit_idx]
-        neg_weight = pos_weight = 1.0
-        if tr["class_weight"] == "balanced":
-            counts = np.bincount(y_fit, minlength=2)
-            neg_weight, pos_weight = (float(len(y_fit) / (2 * max(c, 1))) for c in counts)
         final, history = _fit_with_ray_train(
-            fit_rows, val_rows, cfg, features.n_features, model.get_weights(), (neg_weight, pos_weight), workers
+            fit_rows, val_rows, cfg, features.n_features, model.get_weights(), class_weights(labels[fit_idx], tr["class_weight"]), workers
         )
         if progress:  # the workers' own output stays on the cluster; the epochs, as local training shows them
             for epoch in range(len(history["loss"])):
@@ -617,40 +596,12 @@ def _train_on_ray(data, models_dir, config, overrides, force, workers, address, 
                 click.echo(f"epoch {epoch + 1}/{tr['epochs']}: {shown}", err=True)
         x_val, y_val = _csr(_table(ray.get(val_rows.to_arrow_refs())), features.n_features)
     model.set_weights(final)
-    layers = dense_weights(model)
-    val_scores = forward(x_val, layers)  # as local training scores its validation rows
-    y_val = y_val.astype(np.int64)
-    threshold = choose_threshold(y_val, val_scores, tr)
-    val_metrics = classification_metrics(y_val, val_scores, threshold)
-    metadata = {
-        "threshold": threshold,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "spamclf_version": __version__,
-        "versions": package_versions(),
-        "data": {
-            "sources": [str(s) for s in data],
-            "fingerprint": dataset.fingerprint(),
-            **dataset.stats(),
-            "train_messages": int(len(fit_idx)),
-            "validation_messages": int(len(val_idx)),
-        },
-        "n_features": features.n_features,
-        "epochs_run": len(history.get("loss", [])),
-        "validation_metrics": val_metrics,
-        "engine": {"name": "ray", "workers": workers, "ray": _ray_version()},
-    }
-    metadata["data"].pop("skipped_messages")
-    save_trained(models_dir, model, layers, features, cfg, metadata, history, force=force)
-    return {
-        "models_dir": str(models_dir),
-        "threshold": threshold,
-        "n_features": features.n_features,
-        "epochs_run": metadata["epochs_run"],
-        "data": {**dataset.stats(), "fingerprint": metadata["data"]["fingerprint"]},
-        "validation_metrics": val_metrics,
-        "history": history,
-        "engine": {**metadata["engine"], "seconds": round(time.perf_counter() - started, 3)},
-    }
+    summary = finish_training(
+        Path(models_dir), model, features, cfg, dataset, data, len(fit_idx), x_val, y_val.astype(np.int64), history, force,
+        engine={"name": "ray", "workers": workers, "ray": _ray_version()},
+    )
+    summary["engine"] = {**summary.get("engine", {"name": "ray", "workers": workers}), "seconds": round(time.perf_counter() - started, 3)}
+    return summary
 
 
 def _ray_version() -> str:

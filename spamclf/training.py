@@ -91,50 +91,47 @@ def train(
     return train_dataset(dataset, models_dir, cfg, sources=data, force=force, progress=progress)
 
 
-def train_dataset(
-    dataset, models_dir: str | Path, cfg: dict, sources=(), force: bool = False, progress: bool = True
-) -> dict:
-    """Train on already loaded (extracted) labelled data; ``train`` and the accuracy benchmark's folds share this."""
-    models_dir = Path(models_dir)
-    data = list(sources)
+def split_for_training(dataset, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Fit and validation indices: refuses data a classifier cannot learn and validate on."""
     require_trainable(dataset)
     labels = dataset.y
     if len(dataset) < 4 or min(np.bincount(labels, minlength=2)) < 2:
         from .errors import DataError
 
         raise DataError(f"too few messages to train and validate: {dataset.counts()}; need at least 2 of each class")
-    fit_idx, val_idx = stratified_split(labels, cfg["train"]["validation_split"], cfg["train"]["seed"])
+    return stratified_split(labels, cfg["train"]["validation_split"], cfg["train"]["seed"])
 
-    features = TfidfFeatures.from_config(cfg)
-    x = features.fit_transform(dataset.texts)
-    x_fit, x_val, y_fit, y_val = x[fit_idx], x[val_idx], labels[fit_idx], labels[val_idx]
 
-    from .network import dense_weights, fit
+def finish_training(
+    models_dir: Path, model, features: TfidfFeatures, cfg: dict, dataset, sources, n_fit: int,
+    x_val, y_val: np.ndarray, history: dict, force: bool, engine: dict | None = None,
+) -> dict:
+    """Threshold on the validation rows, metadata, the bundle written: what both engines do after fitting."""
+    from .network import dense_weights
 
-    model, history = fit(x_fit, y_fit, x_val, y_val, cfg, progress=progress)
     layers = dense_weights(model)
     val_scores = forward(x_val, layers)
     threshold = choose_threshold(y_val, val_scores, cfg["train"])
     val_metrics = classification_metrics(y_val, val_scores, threshold)
-
     metadata = {
         "threshold": threshold,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "spamclf_version": __version__,
         "versions": package_versions(),
         "data": {
-            "sources": [str(s) for s in data],
+            "sources": [str(s) for s in sources],
             "fingerprint": dataset.fingerprint(),
             **dataset.stats(),
-            "train_messages": int(len(fit_idx)),
-            "validation_messages": int(len(val_idx)),
+            "train_messages": int(n_fit),
+            "validation_messages": int(len(y_val)),
         },
         "n_features": features.n_features,
         "epochs_run": len(history.get("loss", [])),
         "validation_metrics": val_metrics,
     }
+    if engine is not None:
+        metadata["engine"] = engine
     metadata["data"].pop("skipped_messages")  # the full list is returned, not stored in every bundle
-
     save_trained(models_dir, model, layers, features, cfg, metadata, history, force=force)
     return {
         "models_dir": str(models_dir),
@@ -145,3 +142,20 @@ def train_dataset(
         "validation_metrics": val_metrics,
         "history": history,
     }
+
+
+def train_dataset(
+    dataset, models_dir: str | Path, cfg: dict, sources=(), force: bool = False, progress: bool = True
+) -> dict:
+    """Train on already loaded (extracted) labelled data; ``train`` and the accuracy benchmark's folds share this."""
+    fit_idx, val_idx = split_for_training(dataset, cfg)
+    labels = dataset.y
+    features = TfidfFeatures.from_config(cfg)
+    x = features.fit_transform(dataset.texts)
+
+    from .network import fit
+
+    model, history = fit(x[fit_idx], labels[fit_idx], x[val_idx], labels[val_idx], cfg, progress=progress)
+    return finish_training(
+        Path(models_dir), model, features, cfg, dataset, sources, len(fit_idx), x[val_idx], labels[val_idx], history, force
+    )
