@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Iterable
+from itertools import islice
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from .errors import DataError
 from .extract import ExtractOptions, extract
 from .progress import counting
-from .sources import LABELS, LabelledSource, SkipLog, iter_labelled
+from .sources import LABELS, Item, LabelledSource, SkipLog, iter_labelled
 
 
 def message_digest(raw: bytes) -> str:
@@ -75,39 +76,66 @@ class LabelledData:
 
 
 def load_labelled(
-    sources: Iterable[str | LabelledSource], options: ExtractOptions, progress: bool = True, dedupe: bool = True
+    sources: Iterable[str | LabelledSource],
+    options: ExtractOptions,
+    progress: bool = True,
+    dedupe: bool = True,
+    jobs: int | None = 0,
+    batch_size: int = 256,
 ) -> LabelledData:
     """Read, extract and label every message of ``sources``; unreadable ones are logged, duplicates dropped.
 
     Duplicates are exact: the same bytes after the mbox envelope line. The first copy is kept;
     a copy with the other label is also logged as a skip, since it cannot be both.
+    ``jobs``: worker processes extracting text (0 or None: one per CPU; 1: none), used once there
+    is more than one batch of ``batch_size`` messages. The result is the same whatever ``jobs``:
+    reading, the skip log and dedupe stay in this process, in input order; only extraction moves.
     """
     sources = list(sources)
     if not sources:
         raise DataError("no data given: pass --data with a labelled folder or a preprocessed file, or --spam and --ham")
+    from .prediction import extract_texts, in_order  # the worker pool predict uses
+
     data = LabelledData()
-    seen: dict[str, int] = {}
-    for item in counting(iter_labelled(sources, options.max_bytes, data.skips, options.__dict__), "reading", progress):
+    items = counting(iter_labelled(sources, options.max_bytes, data.skips, options.__dict__), "reading", progress)
+    kept = _kept_items(items, data, dedupe)
+    batches = (
+        (batch, [item.text if item.text is not None else item.raw for item, _ in batch])
+        for batch in iter(lambda: list(islice(kept, batch_size)), [])
+    )
+    for batch, texts in in_order(batches, extract_texts, options, jobs=jobs):
+        for (item, digest), text in zip(batch, texts):
+            data.paths.append(item.path)
+            data.texts.append(text)
+            data.labels.append(int(item.label))
+            data.digests.append(digest)
+    return data
+
+
+def _kept_items(items: Iterable[Item], data: LabelledData, dedupe: bool) -> Iterator[tuple[Item, str]]:
+    """``(item, digest)`` for each message to keep; unreadable ones and duplicates logged in ``data`` as they are read.
+
+    The digest needs no extraction, so dedupe and the skip log happen in reading order even while
+    extraction runs ahead in worker processes.
+    """
+    seen: dict[str, tuple[str, int | None]] = {}  # digest -> path and label of the first copy
+    for item in items:
         if item.error:
             data.skips.add(item.path, f"unreadable: {item.error}")
             continue
         data.truncated += int(item.truncated)
         if item.text is not None:
-            text, digest = item.text, item.sha256 or hashlib.sha256(item.text.encode()).hexdigest()
+            digest = item.sha256 or hashlib.sha256(item.text.encode()).hexdigest()
         else:
-            text, digest = extract(item.raw, options), message_digest(item.raw)
+            digest = message_digest(item.raw)
         if dedupe and digest in seen:
             data.duplicates += 1
-            first = seen[digest]
-            other = " with the other label" if data.labels[first] != item.label else ""
-            data.skips.add(item.path, f"exact duplicate{other} (the first copy is kept)", duplicate_of=data.paths[first])
+            first_path, first_label = seen[digest]
+            other = " with the other label" if first_label != item.label else ""
+            data.skips.add(item.path, f"exact duplicate{other} (the first copy is kept)", duplicate_of=first_path)
             continue
-        seen[digest] = len(data.texts)
-        data.paths.append(item.path)
-        data.texts.append(text)
-        data.labels.append(int(item.label))
-        data.digests.append(digest)
-    return data
+        seen[digest] = (item.path, item.label)
+        yield item, digest
 
 
 def require_trainable(data: LabelledData, what: str = "training") -> None:

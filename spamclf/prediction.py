@@ -135,52 +135,67 @@ def _featurize(messages: list[str | bytes], options: ExtractOptions, features) -
     return features.transform([m if isinstance(m, str) else extract(m, options) for m in messages])
 
 
-def _featurize_in_worker(messages: list[str | bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
-    x = _featurize(messages, _worker["options"], _worker["features"])
+def _featurize_parts(messages: list[str | bytes], options: ExtractOptions, features) -> tuple:
+    # A worker sends back the arrays of the sparse rows, not the matrix object.
+    x = _featurize(messages, options, features)
     return x.data, x.indices, x.indptr, x.shape
 
 
-def _featurized_batches(items: Iterator[Item], options: ExtractOptions, features, batch_size: int, jobs: int | None):
-    """(batch, indices of its readable items, their TF-IDF rows) for each batch of ``items``, in order.
+def extract_texts(messages: list[str | bytes], options: ExtractOptions, features=None) -> list[str]:
+    """The extracted text of raw messages (bytes); already extracted texts (str) pass as they are."""
+    return [m if isinstance(m, str) else extract(m, options) for m in messages]
 
-    Extraction (MIME parsing, decoding, HTML stripping) and tokenising are most of the time of
-    classifying, and pure Python: with ``jobs`` > 1 both run in worker processes, which send
-    back sparse rows; at most ``2 * jobs`` batches are in flight, so memory stays bounded
-    however many inputs there are.
+
+def _run_in_worker(task, messages: list[str | bytes]):
+    return task(messages, _worker["options"], _worker["features"])
+
+
+def in_order(batches: Iterator[tuple], task, options: ExtractOptions, features=None, jobs: int | None = 1) -> Iterator[tuple]:
+    """``(tag, task(messages, options, features))`` for each ``(tag, messages)`` of ``batches``, in order.
+
+    ``task`` is a module-level function (workers receive it by name). With ``jobs`` > 1 (None or 0:
+    one per CPU) it runs in worker processes, which start only once there is a second batch, so a
+    small input never pays for them; at most ``2 * jobs`` batches are in flight, so memory stays
+    bounded however long the input is.
     """
-
-    def messages(batch: list[Item]) -> tuple[list[int], list[str | bytes]]:
-        readable = [i for i, item in enumerate(batch) if item.error is None]
-        return readable, [batch[i].text if batch[i].text is not None else batch[i].raw for i in readable]
-
-    batches = iter(lambda: list(islice(items, batch_size)), [])
-    first = next(batches, [])
-    second = next(batches, [])
+    first = next(batches, None)
+    second = next(batches, None)
+    ahead = [b for b in (first, second) if b is not None]
     jobs = (os.cpu_count() or 1) if not jobs else jobs
-    if jobs <= 1 or not second:
-        for batch in chain((first, second), batches):
-            if batch:
-                readable, msgs = messages(batch)
-                yield batch, readable, _featurize(msgs, options, features)
+    if jobs <= 1 or second is None:
+        for tag, messages in chain(ahead, batches):
+            yield tag, task(messages, options, features)
         return
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(options, features)) as pool:
         pending: deque = deque()
-
-        def finished():
-            batch, readable, future = pending.popleft()
-            data, indices, indptr, shape = future.result()
-            return batch, readable, sp.csr_matrix((data, indices, indptr), shape=shape)
-
-        for batch in chain((first, second), batches):
-            readable, msgs = messages(batch)
-            pending.append((batch, readable, pool.submit(_featurize_in_worker, msgs)))
+        for tag, messages in chain(ahead, batches):
+            pending.append((tag, pool.submit(_run_in_worker, task, messages)))
             while len(pending) > 2 * jobs:
-                yield finished()
+                done, future = pending.popleft()
+                yield done, future.result()
         while pending:
-            yield finished()
+            done, future = pending.popleft()
+            yield done, future.result()
+
+
+def _featurized_batches(items: Iterator[Item], options: ExtractOptions, features, batch_size: int, jobs: int | None):
+    """(batch, indices of its readable items, their TF-IDF rows) for each batch of ``items``, in order.
+
+    Extraction (MIME parsing, decoding, HTML stripping) and tokenising are most of the time of
+    classifying, and pure Python: with ``jobs`` > 1 both run in worker processes (:func:`in_order`),
+    which send back sparse rows.
+    """
+
+    def messages(batch: list[Item]) -> tuple[tuple[list[Item], list[int]], list[str | bytes]]:
+        readable = [i for i, item in enumerate(batch) if item.error is None]
+        return (batch, readable), [batch[i].text if batch[i].text is not None else batch[i].raw for i in readable]
+
+    batches = (messages(batch) for batch in iter(lambda: list(islice(items, batch_size)), []))
+    for (batch, readable), (data, indices, indptr, shape) in in_order(batches, _featurize_parts, options, features, jobs):
+        yield batch, readable, sp.csr_matrix((data, indices, indptr), shape=shape)
 
 
 def load(models_dir: str | Path) -> Classifier:

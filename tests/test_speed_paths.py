@@ -56,3 +56,24 @@ def test_training_with_the_background_import_is_reproducible(sample, smoke_confi
         spamclf.train([str(sample)], tmp_path / name, config=smoke_config, overrides=["train.epochs=2"], progress=False)
     for (ka, ba), (kb, bb) in zip(load_weights(tmp_path / "a" / "weights.npz"), load_weights(tmp_path / "b" / "weights.npz")):
         assert np.array_equal(ka, kb) and np.array_equal(ba, bb)
+
+
+def test_parallel_reading_for_training_gives_the_same_data_and_skip_log(sample, tmp_path):
+    # Workers only extract: messages, their order, dedupe and the skip log (in order) must not change.
+    import shutil
+
+    from spamclf.dataset import load_labelled
+    from spamclf.extract import ExtractOptions
+
+    data = tmp_path / "data"
+    shutil.copytree(sample, data)
+    spam = sorted((data / "spam").iterdir())
+    shutil.copy(spam[0], data / "ham" / "copy_with_other_label.txt")
+    shutil.copy(spam[1], data / "spam" / "zz_same_label_copy.txt")
+    (data / "spam" / ".hidden").write_text("x")
+    (data / "ham" / "zz_dangling").symlink_to(tmp_path / "nowhere")
+    runs = [load_labelled([str(data)], ExtractOptions(), progress=False, jobs=jobs, batch_size=16) for jobs in (1, 2)]
+    serial, parallel = ({"paths": d.paths, "texts": d.texts, "labels": d.labels, "digests": d.digests,
+                         "skips": d.skips.skipped, "duplicates": d.duplicates} for d in runs)
+    assert serial["duplicates"] == 2 and len(serial["skips"]) == 4 and len(serial["paths"]) == 300
+    assert parallel == serial
