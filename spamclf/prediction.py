@@ -169,7 +169,13 @@ def in_order(batches: Iterator[tuple], task, options: ExtractOptions, features=N
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(options, features)) as pool:
+    import multiprocessing
+    import threading
+
+    # Forking a process in which another thread runs (training imports TensorFlow in one) can leave
+    # the child waiting forever on a lock that thread held; then workers start from a clean server.
+    context = multiprocessing.get_context("forkserver" if threading.active_count() > 1 else None)
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(options, features)) as pool:
         pending: deque = deque()
         for tag, messages in chain(ahead, batches):
             pending.append((tag, pool.submit(_run_in_worker, task, messages)))
