@@ -98,6 +98,16 @@ def engine_options(what: str):
     return decorate
 
 
+def jobs_option(f):
+    return click.option(
+        "--jobs",
+        type=click.IntRange(0),
+        default=0,
+        metavar="N",
+        help="Worker processes extracting text when there are more than 256 messages (default 0: one per CPU; 1: none).",
+    )(f)
+
+
 def quiet_option(f):
     return click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")(f)
 
@@ -121,8 +131,9 @@ def main():
 @click.option("--test-size", default=0.2, show_default=True, type=float, help="Fraction of each class held out for testing.")
 @click.option("--seed", default=42, show_default=True, type=int, help="Seed of the split: the same seed gives the same split.")
 @config_options
+@jobs_option
 @quiet_option
-def preprocess(data, out, test_size, seed, config_path, overrides, quiet):
+def preprocess(data, out, test_size, seed, config_path, overrides, jobs, quiet):
     """Read and extract mail once; write a stratified, seeded train/test split.
 
     Prints the stats (messages per label, duplicates dropped, messages skipped and why)
@@ -138,7 +149,7 @@ def preprocess(data, out, test_size, seed, config_path, overrides, quiet):
     from .preprocess import preprocess as run
 
     options = ExtractOptions.from_config(load_config(config_path, overrides))
-    stats = run(list(data), out, test_size=test_size, seed=seed, options=options, progress=not quiet)
+    stats = run(list(data), out, test_size=test_size, seed=seed, options=options, progress=not quiet, jobs=jobs)
     skipped = stats.pop("skipped_messages")
     for entry in skipped:
         click.echo(f"skipped {entry['path']}: {entry['reason']}", err=True)
@@ -152,8 +163,9 @@ def preprocess(data, out, test_size, seed, config_path, overrides, quiet):
 @click.option("--force", is_flag=True, help="Replace an existing models directory (atomically).")
 @engine_options("distributed vocabulary and data-parallel training on Ray")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, metavar="N", help="Ray: data-parallel workers.")
+@jobs_option
 @quiet_option
-def train(data, models_dir, config_path, overrides, force, engine, workers, address, quiet):
+def train(data, models_dir, config_path, overrides, force, engine, workers, address, jobs, quiet):
     """Train a spam filter on labelled mail and save it to a models directory.
 
     Fits TF-IDF on the training messages, trains the dense network with a validation
@@ -166,16 +178,18 @@ def train(data, models_dir, config_path, overrides, force, engine, workers, addr
       spamclf train --data data/spamassassin --models models/sa --set train.epochs=5
       spamclf train --data data/spamassassin --models models/sa --engine ray --workers 4
     """
-    if engine == "ray":
-        from functools import partial
+    from functools import partial
 
+    if engine == "ray":
         from .ray_training import train_on_ray
 
         run = partial(train_on_ray, workers=workers, address=address)
     elif address:
         raise click.UsageError("--address needs --engine ray")
     else:
-        from .training import train as run
+        from .training import train
+
+        run = partial(train, jobs=jobs)
 
     summary = run(list(data), models_dir, config=config_path, overrides=overrides, force=force, progress=not quiet)
     skipped = summary["data"].pop("skipped_messages")
@@ -203,8 +217,9 @@ def train(data, models_dir, config_path, overrides, force, engine, workers, addr
     default=None,
     help="Write metrics.json, confusion matrix, misclassified messages, PNG plots and report.html here.",
 )
+@jobs_option
 @quiet_option
-def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, quiet):
+def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, jobs, quiet):
     """Measure a trained filter on labelled mail.
 
     Reports accuracy, precision, recall, F1, ROC AUC, the false-positive rate (ham marked
@@ -219,7 +234,9 @@ def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, quiet
     from .evaluation import evaluate as run
     from .output import format_metrics
 
-    result = run(models_dir, list(data), threshold=threshold, target_fpr=target_fpr, report_dir=report_dir, progress=not quiet)
+    result = run(
+        models_dir, list(data), threshold=threshold, target_fpr=target_fpr, report_dir=report_dir, progress=not quiet, jobs=jobs
+    )
     click.echo(json.dumps(result) if as_json else format_metrics(result))
     if report_dir and not as_json:
         click.echo(f"report written to {result['report']['html']}", err=True)
@@ -266,13 +283,7 @@ def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, quiet
     help="Ray: write the rows as Parquet files in this folder (JSON Lines or CSV with --format) and print a summary.",
 )
 @click.option("--workers", type=click.IntRange(1), default=None, metavar="N", help="Ray: scoring workers (default: one per CPU).")
-@click.option(
-    "--jobs",
-    type=click.IntRange(0),
-    default=0,
-    metavar="N",
-    help="Worker processes extracting text when there are more than 256 inputs (default 0: one per CPU; 1: none).",
-)
+@jobs_option
 @click.pass_context
 def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_zero, header_prefix, engine, address, out_dir, workers, jobs):
     """Classify messages: files, folders (recursive), Maildir/MH, mbox, compressed files, tables.

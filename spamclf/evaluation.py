@@ -16,6 +16,7 @@ def evaluate(
     target_fpr: float | None = None,
     report_dir: str | Path | None = None,
     progress: bool = True,
+    jobs: int | None = 0,
 ) -> dict:
     """Metrics of the bundle in ``models_dir`` on labelled ``data``, at its saved threshold unless given one.
 
@@ -23,7 +24,7 @@ def evaluate(
     most that (``at_target_fpr`` in the result). ``report_dir``: write the full report there.
     """
     clf = Classifier.load(models_dir)
-    dataset = load_labelled(data, clf.options, progress=progress, dedupe=False)
+    dataset = load_labelled(data, clf.options, progress=progress, dedupe=False, jobs=jobs)
     require_trainable(dataset, "evaluation")
     scores = clf.score_texts(dataset.texts)
     y = dataset.y

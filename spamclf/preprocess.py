@@ -31,6 +31,7 @@ def preprocess(
     seed: int = 42,
     options: ExtractOptions | None = None,
     progress: bool = True,
+    jobs: int | None = 0,
 ) -> dict:
     """Write ``train.jsonl``, ``test.jsonl`` and ``stats.json`` to ``out``; return the stats.
 
@@ -41,7 +42,7 @@ def preprocess(
     if not 0.0 < test_size < 1.0:
         raise DataError(f"--test-size must be between 0 and 1, got {test_size}")
     options = options or ExtractOptions(**defaults()["extract"])
-    dataset = load_labelled(data, options, progress=progress)
+    dataset = load_labelled(data, options, progress=progress, jobs=jobs)
     require_trainable(dataset, "preprocessing")
     train_idx, test_idx = stratified_split(dataset.y, test_size, seed)
     out = Path(out)

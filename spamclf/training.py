@@ -74,11 +74,13 @@ def train(
     overrides: list[str] | tuple[str, ...] = (),
     force: bool = False,
     progress: bool = True,
+    jobs: int | None = 0,
 ) -> dict:
     """Train on labelled ``data`` and save the bundle to ``models_dir``. Returns a summary dict.
 
     ``config`` is a YAML path, an already resolved dict, or None for the defaults; ``overrides``
-    are ``section.key=value`` strings applied on top.
+    are ``section.key=value`` strings applied on top. ``jobs``: processes extracting the mail
+    (0: one per CPU; 1: none).
     """
     cfg = config if isinstance(config, dict) else load_config(config, overrides)
     models_dir = Path(models_dir)
@@ -87,7 +89,7 @@ def train(
     from .network import preload_keras
 
     preload_keras()  # TensorFlow's import (seconds) overlaps reading and extracting the mail
-    dataset = load_labelled(data, ExtractOptions.from_config(cfg), progress=progress)
+    dataset = load_labelled(data, ExtractOptions.from_config(cfg), progress=progress, jobs=jobs)
     return train_dataset(dataset, models_dir, cfg, sources=data, force=force, progress=progress)
 
 

@@ -77,3 +77,20 @@ def test_parallel_reading_for_training_gives_the_same_data_and_skip_log(sample, 
                          "skips": d.skips.skipped, "duplicates": d.duplicates} for d in runs)
     assert serial["duplicates"] == 2 and len(serial["skips"]) == 4 and len(serial["paths"]) == 300
     assert parallel == serial
+
+
+def test_jobs_option_on_the_labelled_commands_gives_the_same_results(tmp_path, sample, smoke_models):
+    """--jobs 1 (no workers) and --jobs 2 read the same data: same split, same evaluation."""
+    from click.testing import CliRunner
+
+    from spamclf.cli import main
+
+    runner = CliRunner()
+    outs = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"split{jobs}"
+        assert runner.invoke(main, ["preprocess", "--data", str(sample), "--out", str(out), "--jobs", jobs, "-q"]).exit_code == 0
+        outs[jobs] = (out / "train.jsonl").read_bytes(), (out / "test.jsonl").read_bytes()
+        result = runner.invoke(main, ["evaluate", "--models", str(smoke_models), "--data", str(sample), "--jobs", jobs, "--json", "-q"])
+        outs[jobs] += (result.stdout,)
+    assert outs["1"] == outs["2"]
