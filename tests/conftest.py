@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,3 +42,8 @@ def smoke_models(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def smoke_summary(smoke_models) -> dict:
     return json.loads((smoke_models / "metadata.json").read_text())
+
+
+def run_python(code: str) -> str:
+    """Run ``code`` in a fresh interpreter (a clean ``sys.modules``) and return what it printed."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 
 import spamclf
+from conftest import run_python
 from spamclf.bundle import BUNDLE_FILES, MANIFEST_FILE
 from spamclf.extract import extract
 
@@ -59,5 +58,4 @@ def test_predicting_never_imports_tensorflow_or_sklearn(smoke_models, sample):
         "assert len(rows) == 120\n"
         "print(sorted(m for m in ('tensorflow', 'keras', 'sklearn', 'pandas') if m in sys.modules))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert run_python(code) == "[]"

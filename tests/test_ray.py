@@ -18,6 +18,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from conftest import run_python  # noqa: E402
+
 from click.testing import CliRunner  # noqa: E402
 
 from spamclf import ray_scoring  # noqa: E402
@@ -221,8 +223,7 @@ def test_cli_and_local_predict_do_not_import_ray(smoke_models, sample):
         "assert r.exit_code == 0, r.output\n"
         "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert run_python(code) == "[]"
 
 
 def test_without_ray_one_line_error(smoke_models, sample, tmp_path):
