@@ -132,7 +132,7 @@ def _init_worker(options: ExtractOptions, features) -> None:
 
 def _featurize(messages: list[str | bytes], options: ExtractOptions, features) -> sp.csr_matrix:
     """TF-IDF rows for raw messages (bytes, extracted here) and already extracted texts (str)."""
-    return features.transform([m if isinstance(m, str) else extract(m, options) for m in messages])
+    return features.transform(extract_texts(messages, options))
 
 
 def _featurize_parts(messages: list[str | bytes], options: ExtractOptions, features) -> tuple:
