@@ -72,8 +72,7 @@ class Classifier:
     def label(self, score: float, threshold: float | None = None, ham_cutoff: float | None = None) -> str:
         """Like bogofilter: ``spam`` at or above the spam cutoff (the threshold), ``ham`` below the ham
         cutoff, ``unsure`` in between (``ham_cutoff <= score < spam_cutoff``)."""
-        ham, spam = self.cutoffs(threshold, ham_cutoff)
-        return "spam" if score >= spam else "ham" if score < ham else "unsure"
+        return _label(score, *self.cutoffs(threshold, ham_cutoff))
 
     def predict_items(
         self,
@@ -90,7 +89,7 @@ class Classifier:
         ``jobs``: worker processes extracting and tokenising (None or 0: one per CPU); they start only
         once the input fills more than one batch, so a single message never pays for them.
         """
-        self.cutoffs(threshold, ham_cutoff)  # a bad band fails before the first row
+        ham, spam = self.cutoffs(threshold, ham_cutoff)  # once, so a bad band fails before the first row
         for batch, readable, x in _featurized_batches(iter(items), self.options, self.features, batch_size, jobs):
             scores = forward(x, self.bundle.layers) if len(readable) else []
             by_index = dict(zip(readable, scores))
@@ -104,7 +103,7 @@ class Classifier:
                     yield Prediction(item.path, None, None, item.error)
                 else:
                     score = float(by_index[i])
-                    yield Prediction(item.path, score, self.label(score, threshold, ham_cutoff), explanation=explained.get(i))
+                    yield Prediction(item.path, score, _label(score, ham, spam), explanation=explained.get(i))
 
     def predict(
         self,
@@ -121,6 +120,10 @@ class Classifier:
         """
         items = iter_inputs(inputs, self.options.max_bytes, skips)
         return self.predict_items(items, threshold, explain=explain, ham_cutoff=ham_cutoff, jobs=jobs)
+
+
+def _label(score: float, ham_cutoff: float, spam_cutoff: float) -> str:
+    return "spam" if score >= spam_cutoff else "ham" if score < ham_cutoff else "unsure"
 
 
 _worker: dict = {}  # in each worker process: the extraction options and the fitted features
