@@ -35,6 +35,7 @@ class LabelledData:
     skips: SkipLog = field(default_factory=SkipLog)
     duplicates: int = 0
     truncated: int = 0
+    term_counts: list = field(default_factory=list)  # CountedTerms of the texts in order, when counted while loading
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -50,7 +51,7 @@ class LabelledData:
             texts=[self.texts[i] for i in index],
             labels=[self.labels[i] for i in index],
             digests=[self.digests[i] for i in index],
-        )
+        )  # the term counts are of the whole set: a subset tokenises its texts again
 
     def counts(self) -> dict[str, int]:
         y = self.y
@@ -82,6 +83,7 @@ def load_labelled(
     dedupe: bool = True,
     jobs: int | None = 0,
     batch_size: int = 256,
+    features=None,
 ) -> LabelledData:
     """Read, extract and label every message of ``sources``; unreadable ones are logged, duplicates dropped.
 
@@ -90,6 +92,8 @@ def load_labelled(
     ``jobs``: worker processes extracting text (0 or None: one per CPU; 1: none), used once there
     is more than one batch of ``batch_size`` messages. The result is the same whatever ``jobs``:
     reading, the skip log and dedupe stay in this process, in input order; only extraction moves.
+    ``features``: unfitted TfidfFeatures whose term counts the workers also make, batch by batch
+    (``term_counts``), for training to fit on without tokenising every text again.
     """
     sources = list(sources)
     if not sources:
@@ -103,13 +107,25 @@ def load_labelled(
         (batch, [item.text if item.text is not None else item.raw for item, _ in batch])
         for batch in iter(lambda: list(islice(kept, batch_size)), [])
     )
-    for batch, texts in in_order(batches, extract_texts, options, jobs=jobs):
+    task = extract_texts if features is None else extract_and_count
+    for batch, done in in_order(batches, task, options, features, jobs=jobs):
+        texts = done if features is None else done[0]
+        if features is not None:
+            data.term_counts.append(done[1])
         for (item, digest), text in zip(batch, texts):
             data.paths.append(item.path)
             data.texts.append(text)
             data.labels.append(int(item.label))
             data.digests.append(digest)
     return data
+
+
+def extract_and_count(messages: list, options: ExtractOptions, features) -> tuple:
+    """The extracted texts of a batch and their term counts (run in the extraction workers)."""
+    from .prediction import extract_texts
+
+    texts = extract_texts(messages, options)
+    return texts, features.count_terms(texts)
 
 
 def _kept_items(items: Iterable[Item], data: LabelledData, dedupe: bool) -> Iterator[tuple[Item, str]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from functools import lru_cache, partial
 from itertools import islice, repeat
 from pathlib import Path
@@ -61,6 +62,57 @@ def analyze(text: str, *, lowercase: bool = True, ngram_max: int = 1, max_token_
     for n in range(2, ngram_max + 1):
         grams += [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
     return grams
+
+
+@dataclass(frozen=True)
+class CountedTerms:
+    """Term counts of a batch of texts over the terms the batch uses (CSR arrays; ``terms[j]`` is column j)."""
+
+    settings: dict
+    terms: list[str]
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+
+
+def _count_rows(texts: Iterable[str], analyzer, index: dict[str, int], grow: bool = False, chunk: int = 2000) -> sp.csr_matrix:
+    """Term counts per text (CSR, columns sorted per row); unknown terms are added to ``index`` when ``grow``.
+
+    Tokens become column numbers in one C-level ``map`` per text, and the counting is one
+    ``np.unique`` per chunk of texts over (row, column) keys -- which also leaves every row's
+    columns sorted. Profiling ``predict`` showed the per-text ``Counter`` and sorting it as
+    the largest cost after extraction.
+    """
+    parts: list[sp.csr_matrix] = []
+    texts = iter(texts)
+    while True:
+        batch = list(islice(texts, chunk))
+        if not batch and parts:
+            break
+        lengths, ids = [], []
+        for text in batch:
+            tokens = analyzer(text)
+            if grow:
+                for term in set(tokens).difference(index):
+                    index[term] = len(index)
+            lengths.append(len(tokens))
+            ids.extend(map(index.get, tokens, repeat(-1)))
+        width = max(len(index), 1)
+        cols = np.asarray(ids, dtype=np.int64)
+        rows = np.repeat(np.arange(len(batch), dtype=np.int64), lengths)
+        known = cols >= 0
+        keys, counts = np.unique(rows[known] * width + cols[known], return_counts=True)
+        indptr = np.zeros(len(batch) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(keys // width, minlength=len(batch)), out=indptr[1:])
+        parts.append(sp.csr_matrix((counts.astype(np.float32), (keys % width).astype(np.int32), indptr), shape=(len(batch), width)))
+        if not batch:
+            break
+    width = max(len(index), 1)
+    parts = [sp.csr_matrix((p.data, p.indices, p.indptr), shape=(p.shape[0], width)) for p in parts]
+    out = sp.vstack(parts, format="csr") if len(parts) > 1 else parts[0]
+    out = sp.csr_matrix((out.data, out.indices.astype(np.int32), out.indptr.astype(np.int64)), shape=(out.shape[0], len(index)))
+    out.has_sorted_indices = True
+    return out
 
 
 class TfidfFeatures:
@@ -113,7 +165,35 @@ class TfidfFeatures:
     def fit_transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """``fit`` then ``transform`` of the same texts, tokenising each text once."""
         terms: dict[str, int] = {}
-        counts = self._counts(texts, terms, grow=True)
+        return self.fit_counts(terms, _count_rows(texts, self._analyzer(), terms, grow=True))
+
+    def count_terms(self, texts: Sequence[str]) -> CountedTerms:
+        """Term counts of ``texts`` over the terms they use: one part of :meth:`fit_counted`'s input.
+
+        Training counts in the worker processes that extract the mail, batch by batch, so
+        tokenising (most of fitting) runs in parallel and only merging the parts is left.
+        """
+        terms: dict[str, int] = {}
+        counts = _count_rows(texts, self._analyzer(), terms, grow=True)
+        return CountedTerms(self.settings(), list(terms), counts.data, counts.indices, counts.indptr)
+
+    def fit_counted(self, parts: Sequence[CountedTerms]) -> sp.csr_matrix:
+        """``fit_transform`` of the texts whose counts ``parts`` hold, in order: the same vocabulary,
+        IDF and rows as ``fit_transform`` on those texts."""
+        if any(part.settings != self.settings() for part in parts):
+            raise ValueError("the term counts were made with other feature settings")
+        terms: dict[str, int] = {}
+        matrices = []
+        for part in parts:
+            cols = np.fromiter((terms.setdefault(t, len(terms)) for t in part.terms), dtype=np.int32, count=len(part.terms))
+            matrices.append((part.data, cols[part.indices], part.indptr))
+        width = max(len(terms), 1)
+        matrices = [sp.csr_matrix(m, shape=(len(m[2]) - 1, width)) for m in matrices]
+        counts = sp.vstack(matrices, format="csr") if len(matrices) != 1 else matrices[0]
+        return self.fit_counts(terms, sp.csr_matrix(counts, shape=(counts.shape[0], len(terms))))
+
+    def fit_counts(self, terms: dict[str, int], counts: sp.csr_matrix) -> sp.csr_matrix:
+        """Fit on term counts (a row per text; ``terms`` maps a term to its column); return the TF-IDF rows."""
         n_docs = counts.shape[0]
         # scikit-learn's order of operations: sort the terms, drop them by document frequency,
         # keep the max_features most frequent (its own argsort, so ties fall the same way).
@@ -144,46 +224,6 @@ class TfidfFeatures:
         counts.sort_indices()  # the order transform() sums in: the training rows equal the scoring rows bit for bit
         return self._weigh(counts)
 
-    def _counts(self, texts: Iterable[str], index: dict[str, int], grow: bool = False, chunk: int = 2000) -> sp.csr_matrix:
-        """Term counts per text (CSR, columns sorted per row); unknown terms are added to ``index`` when ``grow``.
-
-        Tokens become column numbers in one C-level ``map`` per text, and the counting is one
-        ``np.unique`` per chunk of texts over (row, column) keys -- which also leaves every row's
-        columns sorted. Profiling ``predict`` showed the per-text ``Counter`` and sorting it as
-        the largest cost after extraction.
-        """
-        analyzer = self._analyzer()
-        parts: list[sp.csr_matrix] = []
-        texts = iter(texts)
-        while True:
-            batch = list(islice(texts, chunk))
-            if not batch and parts:
-                break
-            lengths, ids = [], []
-            for text in batch:
-                tokens = analyzer(text)
-                if grow:
-                    for term in set(tokens).difference(index):
-                        index[term] = len(index)
-                lengths.append(len(tokens))
-                ids.extend(map(index.get, tokens, repeat(-1)))
-            width = max(len(index), 1)
-            cols = np.asarray(ids, dtype=np.int64)
-            rows = np.repeat(np.arange(len(batch), dtype=np.int64), lengths)
-            known = cols >= 0
-            keys, counts = np.unique(rows[known] * width + cols[known], return_counts=True)
-            indptr = np.zeros(len(batch) + 1, dtype=np.int64)
-            np.cumsum(np.bincount(keys // width, minlength=len(batch)), out=indptr[1:])
-            parts.append(sp.csr_matrix((counts.astype(np.float32), (keys % width).astype(np.int32), indptr), shape=(len(batch), width)))
-            if not batch:
-                break
-        width = max(len(index), 1)
-        parts = [sp.csr_matrix((p.data, p.indices, p.indptr), shape=(p.shape[0], width)) for p in parts]
-        out = sp.vstack(parts, format="csr") if len(parts) > 1 else parts[0]
-        out = sp.csr_matrix((out.data, out.indices.astype(np.int32), out.indptr.astype(np.int64)), shape=(out.shape[0], len(index)))
-        out.has_sorted_indices = True
-        return out
-
     def _weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         """Counts to L2-normalised TF-IDF rows, in place of ``counts``' data."""
         data = counts.data.astype(np.float32, copy=False)
@@ -211,7 +251,7 @@ class TfidfFeatures:
     def transform(self, texts: Iterable[str]) -> sp.csr_matrix:
         """Sparse L2-normalised TF-IDF rows for ``texts``; terms outside the vocabulary are ignored."""
         self._check_fitted()
-        counts = self._counts(texts, self._index)
+        counts = _count_rows(texts, self._analyzer(), self._index)
         return self._weigh(sp.csr_matrix((counts.data, counts.indices, counts.indptr), shape=(counts.shape[0], len(self.vocabulary_))))
 
     # --- persistence: JSON and NPZ, never pickle -------------------------------------------------

@@ -89,7 +89,8 @@ def train(
     from .network import preload_keras
 
     preload_keras()  # TensorFlow's import (seconds) overlaps reading and extracting the mail
-    dataset = load_labelled(data, ExtractOptions.from_config(cfg), progress=progress, jobs=jobs)
+    features = TfidfFeatures.from_config(cfg)
+    dataset = load_labelled(data, ExtractOptions.from_config(cfg), progress=progress, jobs=jobs, features=features)
     return train_dataset(dataset, models_dir, cfg, sources=data, force=force, progress=progress)
 
 
@@ -153,7 +154,7 @@ def train_dataset(
     fit_idx, val_idx = split_for_training(dataset, cfg)
     labels = dataset.y
     features = TfidfFeatures.from_config(cfg)
-    x = features.fit_transform(dataset.texts)
+    x = features.fit_counted(dataset.term_counts) if dataset.term_counts else features.fit_transform(dataset.texts)
 
     from .network import fit
 

@@ -88,3 +88,19 @@ def test_chinese_spam_gets_real_features(sample):
     chinese = [t for t in texts if len(re.findall(r"[\u4e00-\u9fff]", t)) > 50]
     tokens = analyze(chinese[0]) if chinese else analyze("四大素质培养" * 20)
     assert sum(len(t) == 2 and "\u4e00" <= t[0] <= "\u9fff" for t in tokens) > 20
+
+
+@pytest.mark.parametrize("settings", SETTINGS[::2], ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
+def test_fitting_on_batch_counts_equals_fitting_on_the_texts(texts, settings):
+    # Training counts terms batch by batch in the extraction workers; merging must change nothing.
+    whole = TfidfFeatures(**settings)
+    x = whole.fit_transform(texts)
+    merged = TfidfFeatures(**settings)
+    parts = [merged.count_terms(texts[i : i + 37]) for i in range(0, len(texts), 37)]
+    assert len({tuple(p.terms) for p in parts}) == len(parts)  # each batch has its own term order
+    x_merged = merged.fit_counted(parts)
+    assert merged.vocabulary_ == whole.vocabulary_
+    assert np.array_equal(merged.idf_, whole.idf_)
+    assert (x_merged != x).nnz == 0 and np.array_equal(x_merged.indices, x.indices)
+    with pytest.raises(ValueError, match="other feature settings"):
+        TfidfFeatures(max_features=10).fit_counted(parts)

@@ -77,6 +77,13 @@ def test_parallel_reading_for_training_gives_the_same_data_and_skip_log(sample, 
                          "skips": d.skips.skipped, "duplicates": d.duplicates} for d in runs)
     assert serial["duplicates"] == 2 and len(serial["skips"]) == 4 and len(serial["paths"]) == 300
     assert parallel == serial
+    # Training also counts terms in the workers: the fit is the one of the loaded texts
+    from spamclf.features import TfidfFeatures
+
+    counted = load_labelled([str(data)], ExtractOptions(), progress=False, jobs=2, batch_size=16, features=TfidfFeatures())
+    assert counted.texts == serial["texts"] and len(counted.term_counts) == -(-300 // 16)
+    x_counted, x_texts = TfidfFeatures().fit_counted(counted.term_counts), TfidfFeatures().fit_transform(serial["texts"])
+    assert (x_counted != x_texts).nnz == 0
 
 
 def test_jobs_option_on_the_labelled_commands_gives_the_same_results(tmp_path, sample, smoke_models):
