@@ -8,12 +8,18 @@ that could not be read.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
-import click
+# Set before NumPy loads OpenBLAS. Scoring multiplies batches of 256 rows by small dense layers,
+# where BLAS threads do not pay; they spin on the cores the extraction workers need (10,000
+# messages on 2 cores: 10.9 s with them, 8.4 s without).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from . import __version__
-from .errors import SpamclfError
+import click  # noqa: E402
+
+from . import __version__  # noqa: E402
+from .errors import SpamclfError  # noqa: E402
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
