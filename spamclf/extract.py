@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import codecs
 import email.header
-import email.parser
-import email.policy
 import email.utils
 import html
 import itertools
 import re
 import unicodedata
 from dataclasses import dataclass
+
+from . import mime
 
 DEFAULT_MAX_BYTES = 10_000_000
 DEFAULT_MAX_PARTS = 256
@@ -60,7 +60,6 @@ _TAG_START = re.compile(r"<(?:/?([A-Za-z][A-Za-z0-9]*)|[!?/])")  # elements, <!D
 _HREF = re.compile(r"""(?i)\bhref\s*=\s*["']?\s*([^"'\s>]+)""")
 _HIDDEN_OPEN = re.compile(r"<(script|style)\b")
 
-_PARSER = email.parser.BytesParser(policy=email.policy.compat32)
 _REFUSED_CODECS = frozenset(("punycode", "idna", "undefined", "unicode_internal"))
 _MAX_HEADER_CHARS = 8192  # of one header value: a megabyte of encoded words would take seconds to decode
 _MAX_HEADER_BYTES = 256 * 1024  # of the header block: past this the rest is read as body
@@ -103,7 +102,10 @@ def normalize(text: str) -> str:
     and Cyrillic or Greek look-alikes inside otherwise Latin words (``Vіаgrа`` -> ``Viagra``).
 
     Words wholly in another script are left alone: only a mix of scripts inside one word is a disguise.
+    ASCII text has none of these, only control bytes: the common case skips the Unicode work.
     """
+    if text.isascii():
+        return _CONTROL.sub(" ", text)
     text = unicodedata.normalize("NFKC", text)
     text = text.translate(_INVISIBLE)
     if _HAS_CONFUSABLE.search(text):
@@ -168,13 +170,11 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
         return data.decode("latin-1")
 
 
-def decode_header(value) -> str:
+def decode_header(value: str | None) -> str:
     """An RFC 2047 header value as text, whatever its encoded words say."""
     if value is None:
         return ""
-    if isinstance(value, email.header.Header):
-        value = str(value)
-    value = str(value)[:_MAX_HEADER_CHARS]
+    value = value[:_MAX_HEADER_CHARS]
     try:
         parts = email.header.decode_header(value)
     except Exception:  # malformed encoded words: keep the raw text
@@ -274,7 +274,7 @@ def _domain(address_header: str) -> str:
     return tokenish(match.group(1)) if match else ""
 
 
-def _header_tokens(msg) -> list[str]:
+def _header_tokens(msg: mime.Part) -> list[str]:
     """Prefixed tokens from the headers that carry signal."""
     tokens: list[str] = []
 
@@ -298,13 +298,13 @@ def _header_tokens(msg) -> list[str]:
         value = decode_header(msg.get(name))
         tokens += [f"{prefix}_{w}" for w in (tokenish(w, 30) for w in value.split()[:4]) if w]
     add("hmsgid", _domain(str(msg.get("Message-ID") or "")))
-    add("hctype", msg.get_content_type())
+    add("hctype", msg.content_type)
     if msg.get("X-Priority"):
         add("hprio", str(msg.get("X-Priority")).split()[0] if str(msg.get("X-Priority")).split() else "")
     return tokens
 
 
-def _walk(msg, opts: ExtractOptions):
+def _walk(msg: mime.Part, opts: ExtractOptions):
     """``(part, is_message)`` for the leaf parts of ``msg`` and the messages inside ``message/rfc822`` parts,
     iteratively, within the part and depth caps."""
     stack = [(msg, 0)]
@@ -312,11 +312,10 @@ def _walk(msg, opts: ExtractOptions):
     while stack and seen < opts.max_parts:
         part, depth = stack.pop()
         seen += 1
-        payload = part.get_payload() if part.is_multipart() else None
-        if isinstance(payload, list):
+        if part.children is not None:
             if depth < opts.max_depth:
-                children = [p for p in payload[: opts.max_parts] if hasattr(p, "get_payload")]
-                if part.get_content_maintype() == "message" and children:
+                children = part.children[: opts.max_parts]
+                if part.maintype == "message" and children:
                     yield children[0], True
                 stack.extend((p, depth + 1) for p in reversed(children))
             continue
@@ -332,10 +331,10 @@ class _Budget:
     images: int = 0
 
 
-def _part_text(part, opts: ExtractOptions, signals: list[str], budget: _Budget) -> str:
-    ctype = part.get_content_type()
-    maintype = part.get_content_maintype()
-    filename = part.get_filename() if hasattr(part, "get_filename") else None
+def _part_text(part: mime.Part, opts: ExtractOptions, signals: list[str], budget: _Budget) -> str:
+    ctype = part.content_type
+    maintype = part.maintype
+    filename = part.mime.get_filename()
     disposition = str(part.get("Content-Disposition") or "").lower()
     if maintype in ("multipart", "message"):  # a container the parser could not split (no boundary): read as text
         maintype, ctype = "text", "text/plain"
@@ -349,14 +348,8 @@ def _part_text(part, opts: ExtractOptions, signals: list[str], budget: _Budget) 
         if maintype != "text":
             budget.images += maintype == "image"
             return ""
-    try:
-        data = part.get_payload(decode=True)
-    except Exception:
-        data = None
-    if data is None:
-        raw = part.get_payload()
-        data = raw.encode("utf-8", "replace") if isinstance(raw, str) else b""
-    charset = part.get_content_charset()
+    data = part.payload()
+    charset = part.mime.get_content_charset()
     # At most 4 bytes a character: decoding more than that could only produce text we then cut.
     text = _decode_bytes(data[: 4 * max(budget.markup, budget.chars)], charset)
     if charset:
@@ -424,7 +417,7 @@ def extract(raw: bytes, opts: ExtractOptions = ExtractOptions()) -> str:
         raise TypeError("extract() takes the raw message as bytes")
     raw = bound_message(bytes(raw[: opts.max_bytes]), 12 * opts.max_chars, 4 * max(opts.max_parts, 16), 4 * max(opts.max_depth, 4))
     try:
-        msg = _PARSER.parsebytes(raw)
+        msg = mime.parse(raw, opts.max_depth)
     except Exception:  # not parseable as mail at all (or nested past the recursion limit): the bytes as text
         return _plain(raw, opts)
     pieces: list[str] = []
