@@ -26,13 +26,9 @@ DEFAULT_MAX_PARTS = 256
 DEFAULT_MAX_DEPTH = 16
 DEFAULT_MAX_CHARS = 200_000
 
-# Zero-width and formatting characters spammers put inside words to dodge filters.
-_INVISIBLE = dict.fromkeys(
-    [0x00AD, 0x034F, 0x061C, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180E, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF]
-    + list(range(0x200B, 0x2010))
-    + list(range(0x202A, 0x202F))
-    + list(range(0x2066, 0x206A))
-)
+# Zero-width and formatting characters spammers put inside words to dodge filters (a regex removes
+# them many times faster than str.translate with a dict).
+_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 # Cyrillic and Greek letters that look like Latin ones, as spammers use them to disguise words.
 _LOOKALIKES = {
     "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t", "у": "y",
@@ -51,12 +47,12 @@ _NON_WORD = re.compile(r"[^0-9a-z]+")
 _HOST = re.compile(r"(?:from|by)\s+([A-Za-z0-9][A-Za-z0-9.-]{1,200})", re.I)
 _ADDR_DOMAIN = re.compile(r"@([A-Za-z0-9.-]+)")
 _URL = re.compile(r"(?i)\b(?:https?|ftp)://([^/\s\"'<>:?#]+)")
-_SPACES = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BLOCK_TAGS = frozenset(
     "p br div td th tr li ul ol table h1 h2 h3 h4 h5 h6 title blockquote pre hr center body html head".split()
 )
-_TAG_START = re.compile(r"<(?:/?([A-Za-z][A-Za-z0-9]*)|[!?/])")  # elements, <!DOCTYPE ...>, <?xml ...?>
+# A tag: an element, <!DOCTYPE ...>, <?xml ...?> or </...>, to the next ">" (group 2 empty when there is none).
+_TAG = re.compile(r"<(?:/?([A-Za-z][A-Za-z0-9]*)|[!?/])[^>]*(>?)")
 _HREF = re.compile(r"""(?i)\bhref\s*=\s*["']?\s*([^"'\s>]+)""")
 _HIDDEN_OPEN = re.compile(r"<(script|style)\b")
 
@@ -89,7 +85,10 @@ class ExtractOptions:
 
 def tokenish(text: str, limit: int = 60) -> str:
     """Lower-case ``text`` reduced to ``[0-9a-z_]`` so it stays one token (``mail.example.com`` -> ``mail_example_com``)."""
-    return _NON_WORD.sub("_", text.lower()).strip("_")[:limit]
+    text = text.lower()
+    if text.isalnum() and text.isascii():  # the common case, already one token: no regex needed
+        return text[:limit]
+    return _NON_WORD.sub("_", text).strip("_")[:limit]
 
 
 def _unmix(match: re.Match) -> str:
@@ -107,7 +106,7 @@ def normalize(text: str) -> str:
     if text.isascii():
         return _CONTROL.sub(" ", text)
     text = unicodedata.normalize("NFKC", text)
-    text = text.translate(_INVISIBLE)
+    text = _INVISIBLE.sub("", text)
     if _HAS_CONFUSABLE.search(text):
         text = _MIXED_WORD.sub(_unmix, text)
     return _CONTROL.sub(" ", text)
@@ -223,50 +222,56 @@ def html_to_text(markup: str) -> tuple[str, list[str]]:
     """Visible text of ``markup`` and the signal tokens it yields (link count, link domains, image-only).
 
     A linear scan, not html.parser: that parser takes quadratic time on unclosed comments and
-    similar junk, which spam supplies. A tag runs from ``<`` to the next ``>``, as browsers read it.
-    Inline tags vanish without a space, so ``F<b>REE</b>`` and ``fr<!-- x -->ee`` read as one word.
+    similar junk, which spam supplies. A tag runs from ``<`` to the next ``>``, as browsers read it;
+    an unclosed one hides the rest. Inline tags vanish without a space, so ``F<b>REE</b>`` and
+    ``fr<!-- x -->ee`` read as one word. One regex substitution removes the tags; Python code runs
+    once per tag only to tell block tags, links and images.
     """
-    markup = _drop_hidden_blocks(_drop_comments(markup))
+    found: list[tuple[str, str]] = []  # (name, tag) of the closed a and img tags, in order
+
+    def tag_gap(tag: re.Match) -> str:
+        name = tag.group(1)
+        if not name or not tag.group(2):
+            return ""
+        name = name.lower()
+        if name == "a" or name == "img":
+            found.append((name, tag.group(0)))
+        return " " if name in _BLOCK_TAGS else ""
+
+    text = html.unescape(_TAG.sub(tag_gap, _drop_hidden_blocks(_drop_comments(markup))))
     links = images = 0
     domains: list[str] = []
-    chunks: list[str] = []
-    pos = 0
-    while True:
-        lt = markup.find("<", pos)
-        if lt < 0:
-            break
-        if not _TAG_START.match(markup, lt):  # "a < b": text, not a tag
-            chunks.append(markup[pos : lt + 1])
-            pos = lt + 1
-            continue
-        gt = markup.find(">", lt)
-        if gt < 0:  # an unclosed tag hides the rest, as in a browser; and no later tag can close either
-            chunks.append(markup[pos:lt])
-            pos = len(markup)
-            break
-        chunks.append(markup[pos:lt])
-        pos = gt + 1
-        tag = markup[lt:pos]
-        name = _TAG_START.match(tag).group(1)
-        name = name.lower() if name else ""
-        if name == "a" and tag[1] != "/":
+    for name, tag in found:
+        if name == "img":
+            images += 1
+        elif tag[1] != "/":
             links += 1
             href = _HREF.search(tag)
             if href and len(domains) < 50:
                 url = _URL.search(html.unescape(href.group(1)))
                 if url:
                     domains.append(url.group(1))
-        elif name == "img":
-            images += 1
-        if name in _BLOCK_TAGS:
-            chunks.append(" ")
-    chunks.append(markup[pos:])
-    text = html.unescape("".join(chunks))
     signals = [f"htmllinks_{min(links, 20) // 5 * 5}", f"htmlimages_{min(images, 20) // 5 * 5}"]
     signals += ["linkdom_" + tokenish(d) for d in domains]
     if images and len(text.split()) < 10:
         signals.append("htmlimageonly")
     return text, signals
+
+
+def _url_hosts(text: str, limit: int = 50) -> list[str]:
+    """``_URL.findall(text)[:limit]``, found from each ``://``: a literal search is several times faster than
+    the case-insensitive pattern tried at every position, and a scheme is at most 5 characters before it."""
+    hosts: list[str] = []
+    end, colon = 0, text.find("://")
+    while colon >= 0 and len(hosts) < limit:
+        for start in range(max(colon - 5, end), colon - 2):
+            match = _URL.match(text, start)
+            if match:
+                hosts.append(match.group(1))
+                end = match.end()
+                break
+        colon = text.find("://", max(colon + 1, end))
+    return hosts
 
 
 def _domain(address_header: str) -> str:
@@ -403,7 +408,7 @@ def bound_message(
 def _plain(raw: bytes, opts: ExtractOptions) -> str:
     """The bytes as text, for input that is not e-mail at all."""
     text = normalize(_decode_bytes(raw[: 4 * opts.max_chars], None)[: opts.max_chars])
-    return _SPACES.sub(" ", text).strip()
+    return " ".join(text.split())
 
 
 def extract(raw: bytes, opts: ExtractOptions = ExtractOptions()) -> str:
@@ -438,9 +443,9 @@ def extract(raw: bytes, opts: ExtractOptions = ExtractOptions()) -> str:
         signals.append("extracterror")
     text = normalize(" ".join(p for p in pieces if p))[: opts.max_chars]
     if opts.headers:
-        signals += ["urldom_" + tokenish(d) for d in _URL.findall(text)[:50]]
+        signals += ["urldom_" + tokenish(d) for d in _url_hosts(text)]
         if budget.images and len(text.split()) < 10:
             signals.append("imageonly")
-    text = _SPACES.sub(" ", text).strip()
+    text = " ".join(text.split())  # whitespace runs to one space: split() has the same notion of whitespace as \s
     # Structure tokens (headers, HTML, attachments) are one switch: off gives the article's plain text.
     return (" ".join(signals) + "\n" + text) if signals and opts.headers else text

@@ -15,7 +15,10 @@ import email.message
 import re
 
 _HEADER_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")  # feedparser's headerRE
-_BLANK_LINE = re.compile(rb"\n[\r\n]|\r\r")  # a line break followed by an empty line
+_LINE_BREAK = re.compile(rb"[\r\n]")
+# A line break not followed by a continuation line; the line-feed-only one is many times faster.
+_FIELD_BREAK = re.compile(rb"(\r\n|\r(?!\n)|\n)(?![ \t])")
+_FIELD_BREAK_LF = re.compile(rb"(\n)(?![ \t])")
 _BOUNDARY_TAIL = re.compile(rb"(--)?[ \t]*(?:\r\n|\r|\n|\Z)")  # feedparser's boundaryendRE
 _ENCODED = frozenset(("quoted-printable", "base64", "x-uuencode", "uuencode", "uue", "x-uue"))
 _MIME_HEADERS = ("content-type", "content-disposition", "content-transfer-encoding")
@@ -66,7 +69,9 @@ class Part:
 
 
 def _header_text(value: bytes) -> str:
-    return value.decode("ascii", "replace")
+    """A raw field value (after the colon, continuation lines included) as compat32 gives it: blanks
+    before it and line breaks after it dropped, 8-bit bytes as U+FFFD."""
+    return value.lstrip(b" \t").rstrip(b"\r\n").decode("ascii", "replace")
 
 
 def parse(raw: bytes, max_depth: int) -> Part:
@@ -95,54 +100,72 @@ def _parse_part(buf: bytes, start: int, end: int, default_type: str, depth: int,
 
 
 def _read_headers(buf: bytes, start: int, end: int) -> tuple[dict[str, list[bytes]], bytes, int, int]:
-    """The header fields at ``buf[start:end]`` (lower-case name -> raw unfolded values) and where the body is.
+    """The header fields at ``buf[start:end]`` (lower-case name -> raw values) and where the body is.
 
     As in feedparser: the headers end at a blank line (dropped) or at the first line that is not a header
     or continuation line (kept as body); a leading ``From `` envelope line is skipped; a ``From `` line last
     in the block is the first body line (so the body may be a new buffer); continuation lines with no
-    field before them are dropped, and so is a line starting with a colon.
+    field before them are dropped, and so is a line starting with a colon. A regex split cuts the block
+    into fields, so Python code runs once per field, not once per line.
     """
-    if buf[start : start + 1] in (b"\r", b"\n"):
-        block_end = start
-    else:
-        found = _BLANK_LINE.search(buf, start, end)
-        block_end = found.start() + 1 if found else end
-    lines = buf[start:block_end].splitlines(keepends=True)
-    body_start, dropped = start, 0
-    for count, line in enumerate(lines):
-        if not _HEADER_LINE.match(line):
-            del lines[count:]
-            break
-        body_start += len(line)
-    else:
-        if block_end < end:  # the blank line after the headers is dropped
-            dropped = 2 if buf.startswith(b"\r\n", block_end) else 1
-            body_start = block_end + dropped
-    fields: list[list[bytes]] = []
-    current: list[bytes] | None = None
-    for lineno, line in enumerate(lines):
-        if line[:1] in (b" ", b"\t"):
-            if current is not None:
-                current.append(line)
-            continue
-        current = None
-        if line.startswith(b"From "):
-            if lineno and lineno == len(lines) - 1:
-                if dropped:  # the blank line after it stays dropped: the body is a new buffer
-                    buf = line + buf[body_start:end]
-                    body_start, end = 0, len(buf)
-                else:
-                    body_start -= len(line)
-            continue
-        if not line.startswith(b":"):
-            current = [line]
-            fields.append(current)
+    block_end = _blank_line(buf, start, end)
+    block = buf[start:block_end]
+    parts = (_FIELD_BREAK if b"\r" in block else _FIELD_BREAK_LF).split(block)  # field, line break, field...
     headers: dict[str, list[bytes]] = {}
-    for first, *rest in fields:
-        name, _, value = first.partition(b":")
-        value = (value.lstrip(b" \t") + b"".join(rest)).rstrip(b"\r\n")
-        headers.setdefault(name.decode("ascii").lower(), []).append(value)
+    envelope = None  # index in parts of a "From " line after the first, while it is the last header line
+    for index in range(0, len(parts) if parts[-1] else len(parts) - 1, 2):
+        field = parts[index]
+        if field[:1] in (b" ", b"\t", b":"):  # a continuation of nothing, or a field with no name
+            envelope = None
+        elif not _HEADER_LINE.match(field):
+            body_start = start + sum(map(len, parts[:index]))
+            break
+        elif field.startswith(b"From "):
+            envelope = index if index and not _LINE_BREAK.search(field) else None
+        else:
+            name, _, value = field.partition(b":")
+            headers.setdefault(name.decode("ascii").lower(), []).append(value)
+            envelope = None
+    else:
+        body_start = block_end + _break_after(buf, block_end, end)  # the blank line is dropped
+    if envelope is not None:
+        line_start = start + sum(map(len, parts[:envelope]))
+        line = b"".join(parts[envelope : envelope + 2])
+        if body_start == line_start + len(line):
+            body_start = line_start
+        else:  # the blank line after it stays dropped
+            buf = line + buf[body_start:end]
+            body_start, end = 0, len(buf)
     return headers, buf, body_start, end
+
+
+def _blank_line(buf: bytes, start: int, end: int) -> int:
+    """Where the first empty line in ``buf[start:end]`` starts (``end`` if none); ``start`` is a line start.
+    A few ``bytes.find`` calls: many times faster than a regex search."""
+    if buf[start : start + 1] in (b"\r", b"\n"):
+        return start
+    at = buf.find(b"\n\n", start, end)
+    found = at + 1 if at >= 0 else end
+    if buf.find(b"\r", start, found) >= 0:  # carriage returns: the empty line may start or end with one
+        for pair in (b"\n\r", b"\r\r"):
+            at = buf.find(pair, start, found + 1)
+            if at >= 0:
+                found = at + 1
+    return found
+
+
+def _break_before(buf: bytes, start: int, end: int) -> int:
+    """The length of the line break that ends ``buf[start:end]``: 0, 1 or 2 (CRLF)."""
+    if end - start >= 2 and buf.startswith(b"\r\n", end - 2):
+        return 2
+    return 1 if end > start and buf[end - 1] in b"\r\n" else 0
+
+
+def _break_after(buf: bytes, start: int, end: int) -> int:
+    """The length of the line break that starts ``buf[start:end]``: 0, 1 or 2 (CRLF)."""
+    if buf.startswith(b"\r\n", start) and end - start >= 2:
+        return 2
+    return 1 if start < end and buf[start] in b"\r\n" else 0
 
 
 def _parse_multipart(part: Part, boundary: str, buf: bytes, start: int, end: int, depth: int, max_depth: int) -> None:
@@ -197,10 +220,8 @@ def _strip_line_break(part: Part) -> None:
     Feedparser does this to the last part it created before the boundary (the innermost last part of a
     message/rfc822 part, say); not to multipart parts, whose trailing line breaks stay in their epilogue.
     """
-    if part.children is None and part.maintype != "multipart" and part.end > part.start:
-        crlf = part.end - part.start >= 2 and part.buf.startswith(b"\r\n", part.end - 2)
-        if crlf or part.buf[part.end - 1] in b"\r\n":
-            part.end -= 2 if crlf else 1
+    if part.children is None and part.maintype != "multipart":
+        part.end -= _break_before(part.buf, part.start, part.end)
 
 
 def _parse_header_blocks(part: Part, buf: bytes, start: int, end: int, depth: int, max_depth: int) -> None:
@@ -208,11 +229,10 @@ def _parse_header_blocks(part: Part, buf: bytes, start: int, end: int, depth: in
     read as a message of its own, as feedparser reads them."""
     part.children = []
     while depth < max_depth:
-        found = _BLANK_LINE.search(buf, max(start - 1, 0), end)
-        block_end = found.start() + 1 if found else end
+        block_end = _blank_line(buf, start, end)
         child = _parse_part(buf, start, block_end, "text/plain", depth + 1, max_depth)
         part.children.append(child)
         part.last = child.last
-        start = block_end + (2 if buf.startswith(b"\r\n", block_end) else 1)
+        start = block_end + _break_after(buf, block_end, end)
         if start >= end:
             return
