@@ -29,6 +29,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple, Any, tuple | None]]] = {
         "max_df": ((float,), 1.0, None),
         "sublinear_tf": ((bool,), True, None),
         "lowercase": ((bool,), True, None),
+        "header_weight": ((float, type(None)), 0.5, None),
     },
     "model": {
         "units": ((list,), [512, 256], None),
@@ -142,5 +143,7 @@ def validate(config: dict) -> None:
         raise ConfigError("config keys 'features.ngram_max' and 'features.min_df' must be at least 1")
     if ft["max_features"] is not None and ft["max_features"] < 1:
         raise ConfigError("config key 'features.max_features' must be a positive integer or null")
+    if ft["header_weight"] is not None and not 0.0 < ft["header_weight"] < 1.0:
+        raise ConfigError("config key 'features.header_weight' must be between 0 and 1 (exclusive) or null")
     if not config["model"]["units"]:
         raise ConfigError("config key 'model.units' must name at least one hidden layer")

@@ -22,6 +22,13 @@ import numpy as np
 import scipy.sparse as sp
 
 TOKEN_PATTERN = re.compile(r"(?u)\b\w\w+\b")
+# The structure tokens ``extract`` writes (``hfrom_example_com``, ``htmllinks_5``, ``attachext_exe``...):
+# with ``header_weight`` set they form a block of their own in every row (see ``_weigh``).
+STRUCTURE_PREFIXES = (
+    "hsubj hfrom hfromname hto hreplyto hreturn hrcvd hmailer hmsgid hctype hprio"
+    " attach attachname attachext charset urldom linkdom htmllinks htmlimages"
+).split()
+STRUCTURE_TOKEN = re.compile(r"^(?:%s)_|^(?:imageonly|extracterror|htmlimageonly)$" % "|".join(STRUCTURE_PREFIXES))
 
 
 # Chinese, Japanese and Korean text has no spaces between words: a whole sentence would be one
@@ -126,6 +133,7 @@ class TfidfFeatures:
         max_df: float = 1.0,
         sublinear_tf: bool = True,
         lowercase: bool = True,
+        header_weight: float | None = None,
     ) -> None:
         self.max_features = max_features
         self.ngram_max = ngram_max
@@ -133,13 +141,15 @@ class TfidfFeatures:
         self.max_df = max_df
         self.sublinear_tf = sublinear_tf
         self.lowercase = lowercase
+        self.header_weight = header_weight
 
     @classmethod
     def from_config(cls, config: dict) -> "TfidfFeatures":
         return cls(**config["features"])
 
     def settings(self) -> dict:
-        return {k: getattr(self, k) for k in ("max_features", "ngram_max", "min_df", "max_df", "sublinear_tf", "lowercase")}
+        keys = ("max_features", "ngram_max", "min_df", "max_df", "sublinear_tf", "lowercase", "header_weight")
+        return {k: getattr(self, k) for k in keys}
 
     def _analyzer(self):
         return partial(analyze, lowercase=self.lowercase, ngram_max=self.ngram_max)
@@ -225,11 +235,20 @@ class TfidfFeatures:
         return self._weigh(counts)
 
     def _weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
-        """Counts to L2-normalised TF-IDF rows, in place of ``counts``' data."""
+        """Counts to L2-normalised TF-IDF rows, in place of ``counts``' data.
+
+        With ``header_weight`` set, a row's structure tokens and its words are normalised as two
+        blocks, holding ``header_weight`` and the rest of the row's squared norm (a row with one
+        block gives it all). With one norm over the whole row, a long body drowns the header
+        tokens; measured on the SpamAssassin corpus, two blocks cut the 5-fold error rate by a
+        sixth (README, "Accuracy").
+        """
         data = counts.data.astype(np.float32, copy=False)
         if self.sublinear_tf:
             data = np.log(data) + 1.0
         data *= self.idf_[counts.indices]
+        if self.header_weight is not None:
+            return self._weigh_blocks(counts, data)
         lengths = np.diff(counts.indptr)
         norms = np.sqrt(np.add.reduceat(data * data, counts.indptr[:-1])) if data.size else np.zeros(0, np.float32)
         if data.size:
@@ -238,6 +257,26 @@ class TfidfFeatures:
         out = sp.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape, dtype=np.float32)
         out.has_sorted_indices = True
         return out
+
+    def _weigh_blocks(self, counts: sp.csr_matrix, data: np.ndarray) -> sp.csr_matrix:
+        structure = self._structure_columns()[counts.indices]
+        rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+        squares = data.astype(np.float64) ** 2
+        head = np.bincount(rows[structure], weights=squares[structure], minlength=counts.shape[0])
+        body = np.bincount(rows[~structure], weights=squares[~structure], minlength=counts.shape[0])
+        both = (head > 0) & (body > 0)
+        share = np.where(structure, np.where(both[rows], self.header_weight, 1.0), np.where(both[rows], 1.0 - self.header_weight, 1.0))
+        norm = np.sqrt(np.where(structure, head[rows], body[rows]))
+        data = (data * (np.sqrt(share) / np.where(norm > 0, norm, 1.0))).astype(np.float32)
+        out = sp.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape, dtype=np.float32)
+        out.has_sorted_indices = True
+        return out
+
+    def _structure_columns(self) -> np.ndarray:
+        """Which columns of the vocabulary are structure tokens (computed once per vocabulary)."""
+        if getattr(self, "_structure", None) is None or len(self._structure) != len(self.vocabulary_):
+            self._structure = np.fromiter((bool(STRUCTURE_TOKEN.match(t)) for t in self.vocabulary_), dtype=bool, count=len(self.vocabulary_))
+        return self._structure
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "vocabulary_"):

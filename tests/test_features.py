@@ -104,3 +104,43 @@ def test_fitting_on_batch_counts_equals_fitting_on_the_texts(texts, settings):
     assert (x_merged != x).nnz == 0 and np.array_equal(x_merged.indices, x.indices)
     with pytest.raises(ValueError, match="other feature settings"):
         TfidfFeatures(max_features=10).fit_counted(parts)
+
+
+def test_structure_tokens_are_exactly_the_first_line_extract_writes(texts):
+    # header_weight splits each row by this pattern: it must know every structure token and no word
+    from spamclf.features import STRUCTURE_TOKEN
+
+    heads = [t.partition("\n")[0] for t in texts if "\n" in t]
+    bodies = [t.partition("\n")[2] for t in texts if "\n" in t]
+    assert len(heads) == len(texts)
+    head_tokens = {tok for h in heads for tok in analyze(h)}
+    body_tokens = {tok for b in bodies for tok in analyze(b)}
+    assert all(STRUCTURE_TOKEN.match(t) for t in head_tokens)
+    assert not [t for t in body_tokens if STRUCTURE_TOKEN.match(t)]
+
+
+def test_header_weight_normalises_structure_and_words_as_two_blocks(texts):
+    features = TfidfFeatures(max_features=3000, header_weight=0.3)
+    x = features.fit_transform(texts)
+    structure = features._structure_columns()
+    assert 0 < structure.sum() < len(structure)
+    head = np.asarray(x[:, structure].multiply(x[:, structure]).sum(axis=1)).ravel()
+    body = np.asarray(x[:, ~structure].multiply(x[:, ~structure]).sum(axis=1)).ravel()
+    both = (head > 0) & (body > 0)
+    assert both.sum() > 0.9 * len(texts)
+    np.testing.assert_allclose(head[both], 0.3, rtol=1e-5)
+    np.testing.assert_allclose(body[both], 0.7, rtol=1e-5)
+    np.testing.assert_allclose((head + body)[~both & ((head + body) > 0)], 1.0, rtol=1e-5)
+    # the same words in one block each, whatever the message length: the weight moves between blocks only
+    plain = TfidfFeatures(max_features=3000).fit_transform(texts)
+    assert (x != 0).sum() == (plain != 0).sum()
+    assert abs(features.transform(texts[:40]) - x[:40]).max() == 0
+
+
+def test_header_weight_survives_save_and_load(texts, tmp_path):
+    features = TfidfFeatures(max_features=500, header_weight=0.5)
+    features.fit(texts)
+    features.save(tmp_path / "v.json", tmp_path / "idf.npz")
+    loaded = TfidfFeatures.load(tmp_path / "v.json", tmp_path / "idf.npz")
+    assert loaded.header_weight == 0.5
+    assert abs(loaded.transform(texts[:20]) - features.transform(texts[:20])).max() == 0
