@@ -62,7 +62,7 @@ class Part:
     def payload(self) -> bytes:
         """The body with its Content-Transfer-Encoding undone, as compat32's ``get_payload(decode=True)``."""
         data = self.body()
-        if str(self.get("content-transfer-encoding") or "").lower() not in _ENCODED:
+        if (self.get("content-transfer-encoding") or "").lower() not in _ENCODED:
             return data
         self.mime.set_payload(data.decode("ascii", "surrogateescape"))
         return self.mime.get_payload(decode=True)

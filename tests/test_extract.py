@@ -73,3 +73,45 @@ def test_size_caps_bound_the_text():
     many = b"Content-Type: multipart/mixed; boundary=b\n\n" + b"--b\n\npart\n" * 100 + b"--b--\n"
     body = extract(many, ExtractOptions(max_parts=10)).split("\n", 1)[1]
     assert body.split().count("part") == 9  # the multipart container is the tenth part visited
+
+
+def _body(raw: bytes, **opts) -> str:
+    return extract(raw, ExtractOptions(**opts)).split("\n", 1)[-1]
+
+
+def test_boundaries_as_the_standard_parser_reads_them():
+    quoted = b'Content-Type: multipart/mixed; boundary="a b:c"\n\npreamble\n--a b:c\n\nfirst\n--a b:c  \n\nsecond\n--a b:c--\nepilogue\n'
+    assert _body(quoted) == "first second"  # quotes, a colon, blanks after the boundary; no preamble or epilogue
+    unclosed = b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\nonly part, never closed"
+    assert _body(unclosed) == "only part, never closed"
+    crlf = b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nplain\r\n--b--\r\n"
+    assert _body(crlf) == "plain"
+    not_a_line = b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\nx --b y\n--bz\n--b--\n"
+    assert _body(not_a_line) == "x --b y --bz"  # a boundary only counts as a whole line
+    no_start = b"Content-Type: multipart/mixed; boundary=b\n\nall text\n--b--\nepilogue"
+    assert _body(no_start) == "all text"  # no opening boundary: the text before the closing one is the body
+
+
+def test_nested_multipart_and_forwarded_message():
+    inner = b"Content-Type: multipart/alternative; boundary=in\n\n--in\n\ninner text\n--in\nContent-Type: text/html\n\n<p>inner html</p>\n"
+    forwarded = b"Content-Type: message/rfc822\n\nSubject: fwd subject\n\nforwarded body\n"
+    msg = b"Content-Type: multipart/mixed; boundary=out\n\n--out\n" + inner + b"--out\n" + forwarded + b"--out--\n"
+    # The outer boundary ends the inner multipart, whose closing boundary is missing.
+    assert _body(msg) == "inner text inner html fwd subject forwarded body"
+    assert _body(msg, max_depth=1) == ""  # the parts of the nested containers are past the depth cap
+
+
+def test_transfer_encodings_inside_parts():
+    b64 = base64.b64encode(b"encoded words here")
+    junk = b64[:8] + b"\n!!\n" + b64[8:] + b"\n"  # junk characters in base64 are skipped
+    msg = b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Transfer-Encoding: base64\n\n" + junk
+    msg += b"--b\nContent-Transfer-Encoding: Quoted-Printable\n\nsoft=\nbreak, caf=C3=A9\n--b--\n"
+    assert _body(msg) == "encoded words here softbreak, café"
+
+
+def test_header_block_edge_cases():
+    assert _body(b"Subject: no blank line\nthe body starts here") == "no blank line the body starts here"
+    assert _body(b"Subject: only headers\nFrom: a@b.example\n") == "only headers"
+    folded = b"From me@here  Mon Jan  1 00:00:00 2001\nSubject: folded\n  subject\n\nbody"
+    assert _body(folded) == "folded subject body"  # the mbox envelope line is not a header
+    assert _body(b"") == "" and _body(b"\n\n") == ""

@@ -60,6 +60,9 @@ HOSTILE = {
     "cr_only_multipart": b"Content-Type: multipart/mixed; boundary=b\r\r--b\r\r" + b"w\r" * 2_000_000,
     "rfc2231_garbage": b"Content-Type: text/plain; charset*=utf-8''%ff%fe; name*0=a; name*1=b\n\nx",
     "bad_encoded_word": b"Subject: =?x-unknown?q?=ff=fe?= =?utf-8?b?!!!?=\n\nbody",
+    "boundary_lookalikes": b"Content-Type: multipart/mixed; boundary=a\n\n" + b"--a" * 1_000_000,
+    "boundary_lookalike_lines": b"Content-Type: multipart/mixed; boundary=a\n\n" + b"--ab\n" * 500_000,
+    "envelope_lines": b"Subject: s\nFrom x\n" * 20_000 + b"From y\n\nbody",
 }
 
 
