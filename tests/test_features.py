@@ -6,6 +6,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import scipy.sparse as sp
 
 from spamclf.dataset import load_labelled
@@ -144,3 +146,11 @@ def test_header_weight_survives_save_and_load(texts, tmp_path):
     loaded = TfidfFeatures.load(tmp_path / "v.json", tmp_path / "idf.npz")
     assert loaded.header_weight == 0.5
     assert abs(loaded.transform(texts[:20]) - features.transform(texts[:20])).max() == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=300))
+def test_ascii_fast_path_finds_the_words_of_the_unicode_pattern(text):
+    from spamclf.features import TOKEN_PATTERN
+
+    assert analyze(text) == [t for t in TOKEN_PATTERN.findall(text.lower()) if len(t) <= 80]
