@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 
-def _pyplot():
+_preload: list[threading.Thread] = []
+
+
+def _import_pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def preload() -> None:
+    """Import Matplotlib in a background thread (half a second), e.g. while a network trains.
+
+    Start it only when no other import runs in the background: two threads importing the
+    same packages can deadlock on the import locks.
+    """
+    if not _preload:
+        thread = threading.Thread(target=_import_pyplot, name="spamclf-import-matplotlib", daemon=True)
+        _preload.append(thread)
+        thread.start()
+
+
+def _pyplot():
+    if _preload and _preload[0] is not threading.current_thread():
+        _preload[0].join()
+    return _import_pyplot()
 
 
 def learning_curves(history: dict, path: Path) -> None:

@@ -156,8 +156,11 @@ def train_dataset(
     features = TfidfFeatures.from_config(cfg)
     x = features.fit_counted(dataset.term_counts) if dataset.term_counts else features.fit_transform(dataset.texts)
 
-    from .network import fit
+    from .network import fit, import_keras
+    from .plots import preload as preload_plotting
 
+    import_keras()  # waits for the background import of TensorFlow, if one runs
+    preload_plotting()  # the learning curves' Matplotlib imports while the network trains
     model, history = fit(x[fit_idx], labels[fit_idx], x[val_idx], labels[val_idx], cfg, progress=progress)
     return finish_training(
         Path(models_dir), model, features, cfg, dataset, sources, len(fit_idx), x[val_idx], labels[val_idx], history, force
