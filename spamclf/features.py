@@ -229,8 +229,7 @@ class TfidfFeatures:
                 "no vocabulary: the training messages have no words that pass features.min_df "
                 f"({self.min_df}) and features.max_df ({self.max_df})"
             )
-        self.vocabulary_ = [names[i] for i in kept]
-        self._index = {term: i for i, term in enumerate(self.vocabulary_)}
+        self._set_vocabulary([names[i] for i in kept])
         df32 = df[kept].astype(np.float32) + 1.0  # smooth_idf, in the vectorizer's float32
         self.idf_ = (np.log(np.float32(n_docs + 1) / df32) + 1.0).astype(np.float32)
         counts = counts[:, kept].tocsr()
@@ -262,7 +261,8 @@ class TfidfFeatures:
         return out
 
     def _weigh_blocks(self, counts: sp.csr_matrix, data: np.ndarray) -> sp.csr_matrix:
-        structure = self._structure_columns()[counts.indices]
+        """``_weigh`` with ``header_weight``: structure tokens and words normalised apart."""
+        structure = self._structure[counts.indices]
         rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
         squares = data.astype(np.float64) ** 2
         head = np.bincount(rows[structure], weights=squares[structure], minlength=counts.shape[0])
@@ -275,11 +275,11 @@ class TfidfFeatures:
         out.has_sorted_indices = True
         return out
 
-    def _structure_columns(self) -> np.ndarray:
-        """Which columns of the vocabulary are structure tokens (computed once per vocabulary)."""
-        if getattr(self, "_structure", None) is None or len(self._structure) != len(self.vocabulary_):
-            self._structure = np.fromiter((bool(STRUCTURE_TOKEN.match(t)) for t in self.vocabulary_), dtype=bool, count=len(self.vocabulary_))
-        return self._structure
+    def _set_vocabulary(self, vocabulary: list[str]) -> None:
+        """The fitted or loaded vocabulary, its term index, and which of its columns are structure tokens."""
+        self.vocabulary_ = vocabulary
+        self._index = {term: i for i, term in enumerate(vocabulary)}
+        self._structure = np.fromiter((bool(STRUCTURE_TOKEN.match(t)) for t in vocabulary), dtype=bool, count=len(vocabulary))
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "vocabulary_"):
@@ -311,10 +311,9 @@ class TfidfFeatures:
     def load(cls, vocab_path: Path, idf_path: Path) -> "TfidfFeatures":
         doc = json.loads(Path(vocab_path).read_text(encoding="utf-8"))
         features = cls(**doc["settings"])
-        features.vocabulary_ = list(doc["vocabulary"])
+        features._set_vocabulary(list(doc["vocabulary"]))
         with np.load(idf_path, allow_pickle=False) as npz:
             features.idf_ = np.asarray(npz["idf"], dtype=np.float32)
         if len(features.idf_) != len(features.vocabulary_):
             raise ValueError(f"vocabulary has {len(features.vocabulary_)} terms but IDF has {len(features.idf_)}")
-        features._index = {term: i for i, term in enumerate(features.vocabulary_)}
         return features

@@ -124,7 +124,7 @@ def test_structure_tokens_are_exactly_the_first_line_extract_writes(texts):
 def test_header_weight_normalises_structure_and_words_as_two_blocks(texts):
     features = TfidfFeatures(max_features=3000, header_weight=0.3)
     x = features.fit_transform(texts)
-    structure = features._structure_columns()
+    structure = features._structure
     assert 0 < structure.sum() < len(structure)
     head = np.asarray(x[:, structure].multiply(x[:, structure]).sum(axis=1)).ravel()
     body = np.asarray(x[:, ~structure].multiply(x[:, ~structure]).sum(axis=1)).ravel()
@@ -137,6 +137,12 @@ def test_header_weight_normalises_structure_and_words_as_two_blocks(texts):
     plain = TfidfFeatures(max_features=3000).fit_transform(texts)
     assert (x != 0).sum() == (plain != 0).sum()
     assert abs(features.transform(texts[:40]) - x[:40]).max() == 0
+    # fitted again on other texts, to a vocabulary of the same size: the blocks follow the new vocabulary
+    from spamclf.features import STRUCTURE_TOKEN
+
+    features.fit([t.partition("\n")[2] + " hfrom_" + t[:5].lower() for t in texts])
+    assert len(features.vocabulary_) == 3000
+    assert list(features._structure) == [bool(STRUCTURE_TOKEN.match(t)) for t in features.vocabulary_]
 
 
 def test_header_weight_survives_save_and_load(texts, tmp_path):
