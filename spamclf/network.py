@@ -84,6 +84,7 @@ def seed_everything(seed: int) -> None:
 def _rows(x: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The batch ``rows`` of ``x`` as a SparseTensor's (indices, values), in row-major order."""
     batch = x[rows]
+    batch.sort_indices()  # the CSR conversion in training reads the entries in this order
     segments = np.repeat(np.arange(batch.shape[0], dtype=np.int64), np.diff(batch.indptr))
     return np.stack([segments, batch.indices.astype(np.int64)], axis=1), batch.data.astype(np.float32)
 

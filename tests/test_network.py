@@ -102,3 +102,18 @@ def test_small_data_gets_smaller_batches_but_large_data_keeps_the_configured_siz
     assert batch_size_for(3870, tr) == tr["batch_size"]  # the full corpus trains as measured
     assert batch_size_for(3, tr) == 1
     assert batch_size_for(10_000, {**tr, "batch_size": 32, "min_steps_per_epoch": 1}) == 32
+
+
+def test_training_step_reads_rows_whose_columns_are_not_sorted(split):
+    # A CSR matrix may hold a row's columns in any order; the CSR kernels in training need them sorted.
+    from spamclf.network import _rows
+
+    x = split[1][:5].tocsr()
+    shuffled = x.copy()
+    for r in range(shuffled.shape[0]):
+        a, b = shuffled.indptr[r], shuffled.indptr[r + 1]
+        shuffled.indices[a:b], shuffled.data[a:b] = shuffled.indices[a:b][::-1].copy(), shuffled.data[a:b][::-1].copy()
+    shuffled.has_sorted_indices = False
+    assert (shuffled != x).nnz == 0 and not np.array_equal(shuffled.indices, x.indices)
+    (i1, v1), (i2, v2) = _rows(x, np.arange(5)), _rows(shuffled, np.arange(5))
+    assert np.array_equal(i1, i2) and np.array_equal(v1, v2)
