@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 
 import numpy as np
 import scipy.sparse as sp
 
+from .preload import BackgroundImport
 
-_preload: list[threading.Thread] = []  # the background import, once started
+
+_TENSORFLOW = BackgroundImport("spamclf-import-tensorflow")
 
 
 def import_keras():
@@ -26,8 +27,7 @@ def import_keras():
     # TensorFlow's default CPU allocator returns big buffers to the system and page-faults them
     # back in on every op: a 14 MB gather took 21 ms with it and 3 ms with the BFC allocator.
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
-    if _preload and _preload[0] is not threading.current_thread():
-        _preload[0].join()  # two threads importing the same packages can deadlock on the import locks
+    _TENSORFLOW.wait()
     import keras  # noqa: E402
     import tensorflow as tf  # noqa: E402
 
@@ -37,10 +37,7 @@ def import_keras():
 
 def preload_keras() -> None:
     """Start importing Keras and TensorFlow in a background thread; ``import_keras`` then waits for it."""
-    if not _preload:
-        thread = threading.Thread(target=import_keras, name="spamclf-import-tensorflow", daemon=True)
-        _preload.append(thread)
-        thread.start()
+    _TENSORFLOW.start(import_keras)
 
 
 def build_model(n_features: int, units: list[int], dropout: float = 0.0, l2: float = 0.0, learning_rate: float = 1e-3):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
+from .preload import BackgroundImport
 
-_preload: list[threading.Thread] = []
+_MATPLOTLIB = BackgroundImport("spamclf-import-matplotlib")
 
 
 def _import_pyplot():
@@ -19,20 +19,12 @@ def _import_pyplot():
 
 
 def preload() -> None:
-    """Import Matplotlib in a background thread (half a second), e.g. while a network trains.
-
-    Start it only when no other import runs in the background: two threads importing the
-    same packages can deadlock on the import locks.
-    """
-    if not _preload:
-        thread = threading.Thread(target=_import_pyplot, name="spamclf-import-matplotlib", daemon=True)
-        _preload.append(thread)
-        thread.start()
+    """Import Matplotlib in a background thread (half a second), e.g. while a network trains."""
+    _MATPLOTLIB.start(_import_pyplot)
 
 
 def _pyplot():
-    if _preload and _preload[0] is not threading.current_thread():
-        _preload[0].join()
+    _MATPLOTLIB.wait()
     return _import_pyplot()
 
 
