@@ -108,10 +108,10 @@ def load_labelled(
         for batch in iter(lambda: list(islice(kept, batch_size)), [])
     )
     task = extract_texts if features is None else extract_and_count
-    for batch, done in in_order(batches, task, options, features, jobs=jobs):
-        texts = done if features is None else done[0]
+    for batch, texts in in_order(batches, task, options, features, jobs=jobs):
         if features is not None:
-            data.term_counts.append(done[1])
+            texts, counted = texts
+            data.term_counts.append(counted)
         for (item, digest), text in zip(batch, texts):
             data.paths.append(item.path)
             data.texts.append(text)
