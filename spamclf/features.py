@@ -125,6 +125,42 @@ def _count_rows(texts: Iterable[str], analyzer, index: dict[str, int], grow: boo
     return out
 
 
+def df_bounds(settings: dict, n_docs: int) -> tuple[float, float]:
+    """The fewest and most documents a kept term may be in: ``min_df`` and ``max_df``, a float being a share of ``n_docs``."""
+    min_df, max_df = settings["min_df"], settings["max_df"]
+    high = max_df if isinstance(max_df, int) and not isinstance(max_df, bool) else max_df * n_docs
+    return (min_df if isinstance(min_df, int) else min_df * n_docs), high
+
+
+def select_vocabulary(df: np.ndarray, totals: np.ndarray, n_docs: int, settings: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The terms ``TfidfVectorizer.fit`` keeps, as indices into the sorted terms that ``df`` (documents
+    with the term) and ``totals`` (its count in all of them) describe, and their IDF weights.
+
+    scikit-learn's rules: kept if ``min_df <= df <= max_df`` (a float is a share of ``n_docs``); if more
+    than ``max_features`` remain, the most frequent by total count (its own argsort on the same float32
+    totals, so ties fall the same way); IDF ``ln((1+n)/(1+df)) + 1`` in float32. Local and Ray
+    training both fit through this.
+    """
+    low, high = df_bounds(settings, n_docs)
+    mask = (df >= low) & (df <= high)
+    limit = settings["max_features"]
+    if limit is not None and mask.sum() > limit:
+        tfs = np.asarray(totals, dtype=np.float32)  # scikit-learn sums a float32 count matrix
+        keep = np.flatnonzero(mask)[(-tfs[mask]).argsort()[:limit]]
+        mask = np.zeros_like(mask)
+        mask[keep] = True
+    kept = np.flatnonzero(mask)
+    if not len(kept):
+        from .errors import DataError
+
+        raise DataError(
+            "no vocabulary: the training messages have no words that pass features.min_df "
+            f"({settings['min_df']}) and features.max_df ({settings['max_df']})"
+        )
+    df32 = df[kept].astype(np.float32) + 1.0  # smooth_idf, in the vectorizer's float32
+    return kept, (np.log(np.float32(n_docs + 1) / df32) + 1.0).astype(np.float32)
+
+
 class TfidfFeatures:
     """TF-IDF vectorizer. ``__init__`` stores settings, ``fit`` learns ``vocabulary_`` and ``idf_``."""
 
@@ -214,24 +250,8 @@ class TfidfFeatures:
         order = np.fromiter((terms[t] for t in names), dtype=np.int64, count=len(names))
         counts = counts[:, order] if len(order) else counts
         df = np.bincount(counts.indices, minlength=counts.shape[1])
-        high = self.max_df * n_docs if isinstance(self.max_df, float) else self.max_df
-        mask = (df >= self.min_df) & (df <= high)
-        if self.max_features is not None and mask.sum() > self.max_features:
-            tfs = np.asarray(counts.sum(axis=0)).ravel()
-            keep = np.flatnonzero(mask)[(-tfs[mask]).argsort()[: self.max_features]]
-            mask = np.zeros_like(mask)
-            mask[keep] = True
-        kept = np.flatnonzero(mask)
-        if not len(kept):
-            from .errors import DataError
-
-            raise DataError(
-                "no vocabulary: the training messages have no words that pass features.min_df "
-                f"({self.min_df}) and features.max_df ({self.max_df})"
-            )
+        kept, self.idf_ = select_vocabulary(df, np.asarray(counts.sum(axis=0)).ravel(), n_docs, self.settings())
         self._set_vocabulary([names[i] for i in kept])
-        df32 = df[kept].astype(np.float32) + 1.0  # smooth_idf, in the vectorizer's float32
-        self.idf_ = (np.log(np.float32(n_docs + 1) / df32) + 1.0).astype(np.float32)
         counts = counts[:, kept].tocsr()
         counts.sort_indices()  # the order transform() sums in: the training rows equal the scoring rows bit for bit
         return self._weigh(counts)

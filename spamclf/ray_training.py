@@ -167,42 +167,18 @@ def _count_terms(batch, settings: dict):
 
 
 def vocabulary_from_counts(terms, df, tf, n_docs: int, settings: dict) -> tuple[list[str], np.ndarray]:
-    """The vocabulary (column order) and IDF ``TfidfVectorizer.fit`` learns from these per-term counts.
-
-    Mirrors scikit-learn 1.x: terms sorted; kept if ``min_df <= df <= max_df * n_docs``; if
-    more than ``max_features`` remain, the most frequent by total count (its own argsort,
-    on the same float32 totals, so ties break the same way); IDF ``ln((1+n)/(1+df)) + 1``
-    in float32.
-    """
+    """The vocabulary (column order) and IDF ``TfidfVectorizer.fit`` learns from these per-term counts
+    (``features.select_vocabulary`` on the terms sorted, as local training)."""
     order = sorted(range(len(terms)), key=terms.__getitem__)
-    terms = [terms[i] for i in order]
-    dfs = np.asarray(df, dtype=np.int64)[order]
-    tfs = np.asarray(tf, dtype=np.float32)[order]  # sklearn sums a float32 count matrix
     if not terms:
         raise DataError("no vocabulary: the training messages have no words")
-    max_df, min_df, limit = settings["max_df"], settings["min_df"], settings["max_features"]
-    high = max_df if isinstance(max_df, int) and not isinstance(max_df, bool) else max_df * n_docs
-    low = min_df if isinstance(min_df, int) else min_df * n_docs
+    from .features import df_bounds, select_vocabulary
+
+    low, high = df_bounds(settings, n_docs)
     if high < low:
         raise DataError("features.max_df corresponds to fewer documents than features.min_df")
-    mask = (dfs <= high) & (dfs >= low)
-    if limit is not None and mask.sum() > limit:
-        top = (-tfs[mask]).argsort()[:limit]
-        new_mask = np.zeros(len(dfs), dtype=bool)
-        new_mask[np.where(mask)[0][top]] = True
-        mask = new_mask
-    kept = np.where(mask)[0]
-    if not len(kept):
-        raise DataError(
-            "no vocabulary: the training messages have no words that pass features.min_df "
-            f"({min_df}) and features.max_df ({max_df})"
-        )
-    df_kept = dfs[kept].astype(np.float32) + 1.0
-    idf = np.full_like(df_kept, fill_value=n_docs + 1, dtype=np.float32)
-    idf /= df_kept
-    np.log(idf, out=idf)
-    idf += 1.0
-    return [terms[i] for i in kept], idf
+    kept, idf = select_vocabulary(np.asarray(df, dtype=np.int64)[order], np.asarray(tf)[order], n_docs, settings)
+    return [terms[order[i]] for i in kept], idf
 
 
 def _features_from(vocabulary: list[str], idf: np.ndarray, settings: dict):
