@@ -44,12 +44,14 @@ _HAS_CONFUSABLE = re.compile(_LOOKALIKE_CLASS)
 _MIXED_WORD = re.compile(r"\w*" + _LOOKALIKE_CLASS + r"\w*")
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
-_HOST = re.compile(r"(?:from|by)\s+([A-Za-z0-9][A-Za-z0-9.-]{1,200})", re.I)
+_HOST = re.compile(r"(?:from|by)\s+([a-z0-9][a-z0-9.-]{1,200})")  # in lower-cased text
 _ADDR_DOMAIN = re.compile(r"@([A-Za-z0-9.-]+)")
 # Atoms, blanks and simple quoted strings, then "<": a display name, with no backtracking blow-up.
 _NAME_ADDR = re.compile(r'((?:"[^"\\\r]*"|[^()<>@,:;"\[\]\\])*)<')
 _URL = re.compile(r"(?i)\b(?:https?|ftp)://([^/\s\"'<>:?#]+)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# _CONTROL as a byte table: on ASCII text, translating the encoded bytes is 3x faster than the regex.
+_CONTROL_BYTES = bytes(32 if re.match(_CONTROL, chr(b)) else b for b in range(256))
 _BLOCK_TAGS = frozenset(
     "p br div td th tr li ul ol table h1 h2 h3 h4 h5 h6 title blockquote pre hr center body html head".split()
 )
@@ -107,7 +109,7 @@ def normalize(text: str) -> str:
     ASCII text has none of these, only control bytes: the common case skips the Unicode work.
     """
     if text.isascii():
-        return _CONTROL.sub(" ", text)
+        return text.encode("ascii").translate(_CONTROL_BYTES).decode("ascii")
     text = unicodedata.normalize("NFKC", text)
     text = _INVISIBLE.sub("", text)
     if _HAS_CONFUSABLE.search(text):
@@ -177,6 +179,8 @@ def decode_header(value: str | None) -> str:
     if value is None:
         return ""
     value = value[:_MAX_HEADER_CHARS]
+    if "=?" not in value:  # no encoded word: what email.header.decode_header returns, without its regex
+        return normalize(value)
     try:
         parts = email.header.decode_header(value)
     except Exception:  # malformed encoded words: keep the raw text
@@ -315,8 +319,10 @@ def _header_tokens(msg: mime.Part) -> list[str]:
         if name == "From":
             tokens += ["hfromname_" + w for w in (tokenish(w, 30) for w in _display_name_words(value)) if w]
     for received in msg.get_all("Received")[:8]:
-        for host in _HOST.findall(received)[:2]:
-            add("hrcvd", host)
+        # Header text is ASCII (other bytes read as U+FFFD) and the host is lower-cased anyway: lower-casing
+        # first finds the same hosts as a case-insensitive search, several times faster; two are kept.
+        for found in itertools.islice(_HOST.finditer(received.lower()), 2):
+            add("hrcvd", found.group(1))
     for name, prefix in (("X-Mailer", "hmailer"), ("User-Agent", "hmailer")):
         value = decode_header(msg.get(name))
         tokens += [f"{prefix}_{w}" for w in (tokenish(w, 30) for w in value.split()[:4]) if w]
@@ -358,7 +364,7 @@ class _Budget:
 def _part_text(part: mime.Part, opts: ExtractOptions, signals: list[str], budget: _Budget) -> str:
     ctype = part.content_type
     maintype = part.maintype
-    filename = part.mime.get_filename()
+    filename = part.get_filename()
     disposition = (part.get("Content-Disposition") or "").lower()
     if maintype in ("multipart", "message"):  # a container the parser could not split (no boundary): read as text
         maintype, ctype = "text", "text/plain"
@@ -373,7 +379,7 @@ def _part_text(part: mime.Part, opts: ExtractOptions, signals: list[str], budget
             budget.images += maintype == "image"
             return ""
     data = part.payload()
-    charset = part.mime.get_content_charset()
+    charset = part.get_content_charset()
     # At most 4 bytes a character: decoding more than that could only produce text we then cut.
     text = _decode_bytes(data[: 4 * max(budget.markup, budget.chars)], charset)
     if charset:

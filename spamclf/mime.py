@@ -55,6 +55,22 @@ class Part:
         """Every ``name`` header, in order."""
         return [_header_text(value) for value in self.headers.get(name.lower(), ())]
 
+    def get_filename(self) -> str | None:
+        """compat32's ``get_filename()``. A parameter's name is in its header literally (RFC 2231 pieces
+        too), so with no ``name`` in either header there is none to parse."""
+        if not self._mentions(b"name", "content-disposition", "content-type"):
+            return None
+        return self.mime.get_filename()
+
+    def get_content_charset(self) -> str | None:
+        """compat32's ``get_content_charset()``, skipping the parameter parsing when there is no ``charset``."""
+        if not self._mentions(b"charset", "content-type"):
+            return None
+        return self.mime.get_content_charset()
+
+    def _mentions(self, word: bytes, *names: str) -> bool:
+        return any(word in value.lower() for name in names for value in self.headers.get(name, ()))
+
     def body(self) -> bytes:
         """The raw body of a leaf part."""
         return self.buf[self.start : self.end]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 
+import pytest
+
+from spamclf import mime
 from spamclf.extract import ExtractOptions, extract, html_to_text, normalize
 
 
@@ -64,6 +67,31 @@ def test_header_tokens_and_plain_mode():
     tokens = set(extract(msg).split())
     assert {"hfrom_mail_example_com", "hrcvd_relay_example_net", "hsubj_hi", "hfromname_bob"} <= tokens
     assert extract(msg, ExtractOptions(headers=False)) == "hi body"
+
+
+def test_received_hosts_are_read_whatever_the_case_and_two_a_header():
+    msg = b"Received: FROM Relay.Example.NET (helo) By MX.example.org; from third.example.com\nSubject: s\n\nbody"
+    tokens = extract(msg).split()
+    assert [t for t in tokens if t.startswith("hrcvd_")] == ["hrcvd_relay_example_net", "hrcvd_mx_example_org"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"",
+        b"Content-Type: text/plain\n",
+        b'Content-Type: text/plain; charset="ISO-8859-1"\n',
+        b"Content-Type: text/plain; CHARSET=utf-8; format=flowed\n",
+        b'Content-Type: application/pdf; NAME="a.pdf"\n',
+        b"Content-Type: text/plain; x-unnamed=1\nContent-Disposition: inline\n",
+        b"Content-Disposition: attachment; filename*0*=utf-8''%E2%82%AC; filename*1=.txt\nContent-Type: text/html\n",
+        b'Content-Type: text/plain; charset*=us-ascii\'en\'utf-8\nContent-Disposition: attachment; FileName="x y.doc"\n',
+    ],
+)
+def test_parameter_shortcuts_agree_with_the_standard_library(headers):
+    part = mime.parse(headers + b"\nbody", 4)
+    assert part.get_filename() == part.mime.get_filename()
+    assert part.get_content_charset() == part.mime.get_content_charset()
 
 
 def test_size_caps_bound_the_text():
