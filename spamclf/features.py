@@ -74,6 +74,23 @@ def analyze(text: str, *, lowercase: bool = True, ngram_max: int = 1, max_token_
     return grams
 
 
+# ASCII word characters (``\w`` of an ASCII pattern) kept, every other byte a blank; the second also lower-cases.
+_WORD_BYTES = bytes(b if chr(b).isalnum() or b == 95 else 32 for b in range(128)) + b" " * 128
+_WORD_BYTES_LOWER = _WORD_BYTES.lower()
+
+
+def lookup_terms(text: str, *, lowercase: bool = True) -> list[str]:
+    """What ``analyze`` returns (with ``ngram_max`` 1) plus words of one or of more than 80 characters,
+    which no fitted vocabulary holds: scoring looks tokens up and drops unknown ones, so it may use this.
+
+    On ASCII text one byte translation and ``split`` find the runs of word characters -- half the
+    time of the regex, which also checks the run length; the regex is most of tokenising's cost.
+    """
+    if not text.isascii():
+        return analyze(text, lowercase=lowercase)
+    return text.encode("ascii").translate(_WORD_BYTES_LOWER if lowercase else _WORD_BYTES).decode("ascii").split()
+
+
 @dataclass(frozen=True)
 class CountedTerms:
     """Term counts of a batch of texts over the terms the batch uses (CSR arrays; ``terms[j]`` is column j)."""
@@ -272,7 +289,9 @@ class TfidfFeatures:
         if self.header_weight is not None:
             return self._weigh_blocks(counts, data)
         lengths = np.diff(counts.indptr)
-        norms = np.sqrt(np.add.reduceat(data * data, counts.indptr[:-1])) if data.size else np.zeros(0, np.float32)
+        # reduceat needs every start inside the array: a trailing zero serves the empty rows at the end
+        # (without it an empty last text raised IndexError) and adds nothing to the last row's sum.
+        norms = np.sqrt(np.add.reduceat(np.append(data * data, np.float32(0)), counts.indptr[:-1])) if data.size else None
         if data.size:
             # reduceat repeats a value for empty rows; those rows have no entries to scale
             data /= np.repeat(np.where(lengths > 0, norms, 1.0), lengths).astype(np.float32)
@@ -313,7 +332,9 @@ class TfidfFeatures:
     def transform(self, texts: Iterable[str]) -> sp.csr_matrix:
         """Sparse L2-normalised TF-IDF rows for ``texts``; terms outside the vocabulary are ignored."""
         self._check_fitted()
-        counts = _count_rows(texts, self._analyzer(), self._index)
+        # unknown terms are dropped, so the scoring tokeniser may find more of them than analyze does
+        analyzer = partial(lookup_terms, lowercase=self.lowercase) if self.ngram_max <= 1 else self._analyzer()
+        counts = _count_rows(texts, analyzer, self._index)
         return self._weigh(sp.csr_matrix((counts.data, counts.indices, counts.indptr), shape=(counts.shape[0], len(self.vocabulary_))))
 
     # --- persistence: JSON and NPZ, never pickle -------------------------------------------------

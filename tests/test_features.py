@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from spamclf.dataset import load_labelled
 from spamclf.extract import ExtractOptions
-from spamclf.features import TfidfFeatures, analyze
+from spamclf.features import TfidfFeatures, analyze, lookup_terms
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +160,28 @@ def test_ascii_fast_path_finds_the_words_of_the_unicode_pattern(text):
     from spamclf.features import TOKEN_PATTERN
 
     assert analyze(text) == [t for t in TOKEN_PATTERN.findall(text.lower()) if len(t) <= 80]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("aZ_9 .\t\x00-é\u00a0K\u212a"), max_size=200), st.booleans())
+def test_scoring_tokens_are_the_analyzer_tokens_plus_ones_no_vocabulary_holds(text, lowercase):
+    found = lookup_terms(text, lowercase=lowercase)
+    assert [t for t in found if 2 <= len(t) <= 80] == analyze(text, lowercase=lowercase)
+
+
+def test_transform_scores_with_the_lookup_tokens_exactly_as_with_the_analyzer(texts):
+    from spamclf.features import _count_rows
+
+    features = TfidfFeatures(max_features=3000).fit(texts)
+    odd = ["a " * 5 + "b" * 81 + " Free FREE", "x\x00yy\tzz", ""]
+    by_analyzer = features._weigh(_count_rows(texts + odd, features._analyzer(), features._index))
+    assert abs(features.transform(texts + odd) - by_analyzer).max() == 0
+
+
+@pytest.mark.parametrize("header_weight", [None, 0.5])
+def test_texts_without_known_words_get_empty_rows_anywhere_in_a_batch(texts, header_weight):
+    # an empty text last in a batch used to raise IndexError when header_weight was None (the seed config)
+    features = TfidfFeatures(max_features=500, header_weight=header_weight).fit(texts)
+    x = features.transform(["", texts[0], "zzqx", ""])
+    assert x.shape == (4, 500) and list(np.diff(x.indptr) > 0) == [False, True, False, False]
+    assert abs(x[1] - features.transform(texts[:1])).max() == 0
