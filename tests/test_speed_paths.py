@@ -6,6 +6,8 @@ import multiprocessing
 import subprocess
 import sys
 
+import pytest
+
 import spamclf
 from spamclf.sources import Item
 
@@ -101,3 +103,26 @@ def test_jobs_option_on_the_labelled_commands_gives_the_same_results(tmp_path, s
         result = runner.invoke(main, ["evaluate", "--models", str(smoke_models), "--data", str(sample), "--jobs", jobs, "--json", "-q"])
         outs[jobs] += (result.stdout,)
     assert outs["1"] == outs["2"]
+
+
+def test_keras_loads_without_scikit_learn_and_matplotlib_which_stay_importable():
+    code = (
+        "import sys\nfrom spamclf.network import import_keras\nimport_keras()\n"
+        "print(sorted(m for m in ('sklearn', 'matplotlib') if m in sys.modules))\n"
+        "import sklearn.base, matplotlib\nprint('importable')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["[]", "importable"]
+
+
+def test_hidden_modules_fail_to_import_only_inside_the_block():
+    from spamclf.network import _hidden
+
+    sys.modules.pop("spamclf_no_such_module", None)
+    with _hidden(("spamclf_no_such_module", "json")):
+        with pytest.raises(ImportError):
+            import spamclf_no_such_module  # noqa: F401
+        import json  # already imported: left alone
+
+        assert json.dumps(1) == "1"
+    assert "spamclf_no_such_module" not in sys.modules and sys.modules["json"] is json
