@@ -8,6 +8,7 @@ same values out, and a test keeps the two equal.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,9 @@ def defaults() -> dict[str, dict[str, Any]]:
     return {sec: {k: copy.deepcopy(spec[1]) for k, spec in keys.items()} for sec, keys in _SCHEMA.items()}
 
 
+_EXPONENT_FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _check(section: str, key: str, value: Any) -> Any:
     name = f"{section}.{key}"
     if section not in _SCHEMA:
@@ -67,6 +71,9 @@ def _check(section: str, key: str, value: Any) -> Any:
     types, _, choices = _SCHEMA[section][key]
     # YAML reads 1 as int; a float key accepts it. bool is an int in Python, but never a number here.
     if float in types and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    # YAML 1.1 (PyYAML) reads 1e-5 as a string: its floats need a dot (1.0e-5). Take the number.
+    if float in types and isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
         value = float(value)
     ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
     if not ok:

@@ -68,6 +68,16 @@ def test_int_is_accepted_for_a_float_key():
     assert load_config(None, ["train.learning_rate=1"])["train"]["learning_rate"] == 1.0
 
 
+def test_exponent_notation_is_a_float_in_overrides_and_files(tmp_path):
+    # PyYAML reads 1e-5 (no dot) as a string; an ML engineer writes it that way all the same
+    assert load_config(None, ["model.l2=1e-5"])["model"]["l2"] == 1e-5
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  learning_rate: 5E-4\n")
+    assert load_config(path)["train"]["learning_rate"] == 5e-4
+    with pytest.raises(ConfigError, match="train.seed"):
+        load_config(None, ["train.seed=1e3"])  # an int key takes no float spelling
+
+
 def test_file_then_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  epochs: 4\n  batch_size: 8\n")
