@@ -84,6 +84,7 @@ def load_labelled(
     jobs: int | None = 0,
     batch_size: int = 256,
     features=None,
+    started=None,
 ) -> LabelledData:
     """Read, extract and label every message of ``sources``; unreadable ones are logged, duplicates dropped.
 
@@ -94,6 +95,7 @@ def load_labelled(
     reading, the skip log and dedupe stay in this process, in input order; only extraction moves.
     ``features``: unfitted TfidfFeatures whose term counts the workers also make, batch by batch
     (``term_counts``), for training to fit on without tokenising every text again.
+    ``started``: called once the extraction workers have started (see :func:`prediction.in_order`).
     """
     sources = list(sources)
     if not sources:
@@ -108,7 +110,7 @@ def load_labelled(
         for batch in iter(lambda: list(islice(kept, batch_size)), [])
     )
     task = extract_texts if features is None else extract_and_count
-    for batch, texts in in_order(batches, task, options, features, jobs=jobs):
+    for batch, texts in in_order(batches, task, options, features, jobs=jobs, started=started):
         if features is not None:
             texts, counted = texts
             data.term_counts.append(counted)

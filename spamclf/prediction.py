@@ -157,19 +157,25 @@ def _run_in_worker(task, messages: list[str | bytes]):
     return task(messages, _worker["options"], _worker["features"])
 
 
-def in_order(batches: Iterator[tuple], task, options: ExtractOptions, features=None, jobs: int | None = 1) -> Iterator[tuple]:
+def in_order(
+    batches: Iterator[tuple], task, options: ExtractOptions, features=None, jobs: int | None = 1, started=None
+) -> Iterator[tuple]:
     """``(tag, task(messages, options, features))`` for each ``(tag, messages)`` of ``batches``, in order.
 
     ``task`` is a module-level function (workers receive it by name). With ``jobs`` > 1 (None or 0:
     one per CPU) it runs in worker processes, which start only once there is a second batch, so a
     small input never pays for them; at most ``2 * jobs`` batches are in flight, so memory stays
-    bounded however long the input is.
+    bounded however long the input is. ``started`` (optional) is called once the workers exist, or
+    once it is clear there will be none: training starts TensorFlow's background import there, so
+    that the workers are forked from a process with one thread.
     """
     first = next(batches, None)
     second = next(batches, None)
     ahead = [b for b in (first, second) if b is not None]
     jobs = (os.cpu_count() or 1) if not jobs else jobs
     if jobs <= 1 or second is None:
+        if started is not None:
+            started()
         for tag, messages in chain(ahead, batches):
             yield tag, task(messages, options, features)
         return
@@ -186,6 +192,9 @@ def in_order(batches: Iterator[tuple], task, options: ExtractOptions, features=N
         pending: deque = deque()
         for tag, messages in chain(ahead, batches):
             pending.append((tag, pool.submit(_run_in_worker, task, messages)))
+            if started is not None:  # the first submit has started every worker
+                started()
+                started = None
             while len(pending) > 2 * jobs:
                 done, future = pending.popleft()
                 yield done, future.result()

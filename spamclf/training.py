@@ -88,9 +88,13 @@ def train(
 
     from .network import preload_keras
 
-    preload_keras()  # TensorFlow's import (seconds) overlaps reading and extracting the mail
     features = TfidfFeatures.from_config(cfg)
-    dataset = load_labelled(data, ExtractOptions.from_config(cfg), progress=progress, jobs=jobs, features=features)
+    # TensorFlow's import (seconds) overlaps reading and extracting the mail. It starts once the
+    # extraction workers exist: forked from a process with one thread, they need not start from a
+    # fresh interpreter (a fork server) and import everything again.
+    dataset = load_labelled(
+        data, ExtractOptions.from_config(cfg), progress=progress, jobs=jobs, features=features, started=preload_keras
+    )
     return train_dataset(dataset, models_dir, cfg, sources=data, force=force, progress=progress)
 
 

@@ -126,3 +126,16 @@ def test_hidden_modules_fail_to_import_only_inside_the_block():
 
         assert json.dumps(1) == "1"
     assert "spamclf_no_such_module" not in sys.modules and sys.modules["json"] is json
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_training_starts_its_import_once_the_workers_are_forked(sample, jobs):
+    # The callback (training's background import) runs once, after the workers exist: they were
+    # forked from this process (its children), not started by a fork server while a thread ran.
+    from spamclf.dataset import load_labelled
+    from spamclf.extract import ExtractOptions
+
+    seen = []
+    data = load_labelled([str(sample)], ExtractOptions(), progress=False, jobs=jobs, batch_size=32,
+                         started=lambda: seen.append(len(multiprocessing.active_children())))
+    assert len(data) == 300 and seen == [0 if jobs == 1 else 2]
