@@ -181,7 +181,7 @@ def train(data, models_dir, config_path, overrides, force, engine, workers, addr
     \b
     Example:
       spamclf train --data data/sample --models models/demo --config configs/smoke.yaml
-      spamclf train --data data/spamassassin --models models/sa --set train.epochs=5
+      spamclf train --data data/spamassassin --models models/sa --set train.epochs=8
       spamclf train --data data/spamassassin --models models/sa --engine ray --workers 4
     """
     from functools import partial

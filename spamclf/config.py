@@ -39,7 +39,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple, Any, tuple | None]]] = {
     },
     "train": {
         "seed": ((int,), 42, None),
-        "epochs": ((int,), 6, None),
+        "epochs": ((int,), 5, None),
         "batch_size": ((int,), 256, None),
         "min_steps_per_epoch": ((int,), 10, None),
         "learning_rate": ((float,), 0.001, None),
