@@ -107,7 +107,12 @@ def measure(
 
 def median_of(n: int, fn) -> dict:
     """The run with the median wall time of ``n`` runs of ``fn()`` (cold-start numbers are noisy)."""
-    runs = sorted((fn() for _ in range(n)), key=lambda r: r["wall_s"])
+    return median_run([fn() for _ in range(n)])
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median wall time of ``runs``, with every run's wall time beside it."""
+    runs = sorted(runs, key=lambda r: r["wall_s"])
     return {**runs[len(runs) // 2], "runs_wall_s": [round(r["wall_s"], 4) for r in runs]}
 
 

@@ -27,6 +27,7 @@ from .common import (
     materialize,
     measure,
     median_of,
+    median_run,
     spamclf_cmd,
     split,
     table,
@@ -92,7 +93,7 @@ def run(corpus: Path, quick: bool, extra: list[str]) -> dict:
     for _ in range(rounds):
         for tool, command in commands.items():
             runs[tool].append(command())
-    cls = {tool: median_of(rounds, iter(done).__next__) for tool, done in runs.items()}
+    cls = {tool: median_run(done) for tool, done in runs.items()}
     for r in cls.values():
         r["messages_per_s"] = n_classify / r["wall_s"]
     doc["classify"] = cls
