@@ -105,26 +105,37 @@ def test_jobs_option_on_the_labelled_commands_gives_the_same_results(tmp_path, s
     assert outs["1"] == outs["2"]
 
 
-def test_keras_loads_without_scikit_learn_and_matplotlib_which_stay_importable():
+def test_keras_loads_without_scikit_learn_matplotlib_and_pandas_which_stay_importable():
     code = (
         "import sys\nfrom spamclf.network import import_keras\nimport_keras()\n"
-        "print(sorted(m for m in ('sklearn', 'matplotlib') if m in sys.modules))\n"
-        "import sklearn.base, matplotlib\nprint('importable')\n"
+        "print(sorted(m for m in ('sklearn', 'matplotlib', 'pandas') if m in sys.modules))\n"
+        "import sklearn.base, matplotlib, pandas\nprint('importable')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["[]", "importable"]
 
 
-def test_hidden_modules_fail_to_import_only_inside_the_block():
+def test_hidden_modules_fail_to_import_only_inside_the_block_and_only_in_its_thread():
+    import threading
+
     from spamclf.network import _hidden
 
     sys.modules.pop("spamclf_no_such_module", None)
-    with _hidden(("spamclf_no_such_module", "json")):
+    sys.modules.pop("colorsys", None)  # a small module nothing here uses
+    other = {}
+    with _hidden(("spamclf_no_such_module", "json", "colorsys")):
         with pytest.raises(ImportError):
             import spamclf_no_such_module  # noqa: F401
+        with pytest.raises(ImportError):
+            import colorsys  # noqa: F401
         import json  # already imported: left alone
 
         assert json.dumps(1) == "1"
+        # another thread (training's main thread reading mail while Keras loads) imports as usual
+        thread = threading.Thread(target=lambda: other.update(colorsys=__import__("colorsys")))
+        thread.start()
+        thread.join()
+    assert other["colorsys"].rgb_to_hsv(1, 0, 0) == (0, 1, 1) and sys.modules["colorsys"] is other["colorsys"]
     assert "spamclf_no_such_module" not in sys.modules and sys.modules["json"] is json
 
 
