@@ -200,3 +200,25 @@ def test_real_subprocess_run_is_quiet_and_correct(tmp_path, sample, smoke_config
     assert predict.returncode == 0
     assert len(predict.stdout.splitlines()) == 1 + 120
     assert "120 scored, 0 failed" in predict.stderr
+
+
+@pytest.mark.parametrize("command, status", [(["inspect", "--models", "MODELS", "--json"], 0), (["inspect", "--models", "MISSING"], 3)])
+def test_program_leaving_without_teardown_keeps_status_output_and_exit_handlers(tmp_path, smoke_models, root, command, status):
+    # Once TensorFlow is loaded, the program skips the interpreter's teardown (os._exit); a module
+    # named tensorflow stands in for it here. Output through a pipe is flushed, exit handlers run,
+    # and the exit status is the command's.
+    argv = [str(smoke_models) if a == "MODELS" else str(tmp_path / "missing") if a == "MISSING" else a for a in command]
+    code = (
+        "import atexit, sys, types\n"
+        "sys.modules['tensorflow'] = types.ModuleType('tensorflow')\n"
+        "atexit.register(lambda: print('exit handler ran', file=sys.stderr))\n"
+        f"sys.argv = ['spamclf', *{argv!r}]\n"
+        "from spamclf.cli import entry_point\nentry_point()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert proc.returncode == status, proc.stderr
+    assert proc.stderr.rstrip().endswith("exit handler ran")
+    if status == 0:
+        assert json.loads(proc.stdout)["verified"] is True
+    else:
+        assert "Error:" in proc.stderr
