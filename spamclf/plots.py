@@ -31,16 +31,20 @@ def _pyplot():
 def learning_curves(history: dict, path: Path) -> None:
     """Loss and accuracy per epoch, training and validation, side by side."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("loss", "accuracy")):
         for key, style in ((metric, "-o"), (f"val_{metric}", "--o")):
             if key in history:
                 ax.plot(range(1, len(history[key]) + 1), history[key], style, label=key)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no tick at 1.25
         ax.set_title(metric)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
+    # fixed margins: tight_layout measured every label first, a fifth of the plot's time in training
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.2)
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
