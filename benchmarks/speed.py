@@ -49,12 +49,26 @@ def _sk(*args) -> list[str]:
     return [sys.executable, str(HERE / "baseline_sklearn.py"), *map(str, args)]
 
 
-def _train_all(folder: Path, work: Path, tag: str, bogo: str | None, extra: list[str]) -> dict:
-    out = {"spamclf": measure(spamclf_cmd("train", "--data", str(folder), "--models", str(work / f"models-{tag}"), "--force", "-q", *extra))}
+def _interleaved(commands: dict, rounds: int) -> dict:
+    """Each tool's run with the median wall time of ``rounds`` rounds of one run per tool.
+
+    A single run of a few seconds moves by a third with what else this machine does (the CPU
+    time of one and the same training run varied by as much), and interleaving gives every
+    tool the same conditions.
+    """
+    runs: dict = {tool: [] for tool in commands}
+    for _ in range(rounds):
+        for tool, command in commands.items():
+            runs[tool].append(command())
+    return {tool: median_run(done) for tool, done in runs.items()}
+
+
+def _train_all(folder: Path, work: Path, tag: str, bogo: str | None, extra: list[str], rounds: int = 1) -> dict:
+    commands = {"spamclf": lambda: measure(spamclf_cmd("train", "--data", str(folder), "--models", str(work / f"models-{tag}"), "--force", "-q", *extra))}
     if bogo:
-        out["bogofilter"] = measure(_bogo_train(folder, work / f"bogo-{tag}"))
-    out["sklearn"] = measure(_sk("train", folder, work / f"sk-{tag}"))
-    return out
+        commands["bogofilter"] = lambda: measure(_bogo_train(folder, work / f"bogo-{tag}"))
+    commands["sklearn"] = lambda: measure(_sk("train", folder, work / f"sk-{tag}"))
+    return _interleaved(commands, rounds)
 
 
 def run(corpus: Path, quick: bool, extra: list[str]) -> dict:
@@ -75,8 +89,9 @@ def run(corpus: Path, quick: bool, extra: list[str]) -> dict:
     doc: dict = {"machine": machine(), "corpus": str(corpus), "bogofilter": bogo, "messages": {}}
     doc["messages"] = {"train": len(train_paths), "classify": n_classify, "scale_1x": n_scale, "scale_4x": 4 * n_scale}
 
-    log(f"training on {len(train_paths)} messages")
-    doc["train"] = _train_all(train_dir, work, "main", bogo, extra)
+    rounds = 1 if quick else 3  # the main training and classification runs: the median of 3 rounds
+    log(f"training on {len(train_paths)} messages" + (f", {rounds} rounds" if rounds > 1 else ""))
+    doc["train"] = _train_all(train_dir, work, "main", bogo, extra, rounds)
 
     log(f"classifying {n_classify} messages")
     models = work / "models-main"
@@ -86,14 +101,7 @@ def run(corpus: Path, quick: bool, extra: list[str]) -> dict:
         listing.write_text("".join(f"{p}\n" for p in sorted(classify_dir.rglob("*.eml"))))
         commands["bogofilter"] = lambda: measure(f"bogofilter -d {work / 'bogo-main'} -b -T", stdin_path=listing, stdout_path=work / "rows-bogofilter.txt", ok=BOGO_OK)
     commands["sklearn"] = lambda: measure(_sk("classify", work / "sk-main", classify_dir), stdout_path=work / "rows-sklearn.csv")
-    # Rounds of one run per tool, the median per tool: a single run of a few seconds moves by a third
-    # with what else this machine does, and interleaving gives every tool the same conditions.
-    rounds = 1 if quick else 3
-    runs: dict = {tool: [] for tool in commands}
-    for _ in range(rounds):
-        for tool, command in commands.items():
-            runs[tool].append(command())
-    cls = {tool: median_run(done) for tool, done in runs.items()}
+    cls = _interleaved(commands, rounds)
     for r in cls.values():
         r["messages_per_s"] = n_classify / r["wall_s"]
     doc["classify"] = cls
@@ -199,7 +207,7 @@ def render(doc: dict) -> str:
         return fmt.format(section[tool][key]) if tool in section else "n/a"
 
     rows = [
-        [f"train {m['train']} msgs: wall s", *(cell(doc["train"], t, "wall_s", "{:.2f}") for t in tools)],
+        [f"train {m['train']} msgs: wall s (median)", *(cell(doc["train"], t, "wall_s", "{:.2f}") for t in tools)],
         [f"train {m['train']} msgs: peak MiB", *(cell(doc["train"], t, "peak_rss_mib", "{:.0f}") for t in tools)],
         [f"classify {m['classify']} msgs: msgs/s (median)", *(cell(doc["classify"], t, "messages_per_s", "{:.0f}") for t in tools)],
         [f"classify {m['classify']} msgs: peak MiB", *(cell(doc["classify"], t, "peak_rss_mib", "{:.0f}") for t in tools)],
