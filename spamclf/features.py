@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from itertools import islice, repeat
+from itertools import chain, count, islice, repeat
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -248,10 +248,11 @@ class TfidfFeatures:
         IDF and rows as ``fit_transform`` on those texts."""
         if any(part.settings != self.settings() for part in parts):
             raise ValueError("the term counts were made with other feature settings")
-        terms: dict[str, int] = {}
+        # every term's column in order of first appearance, looked up without a Python loop per term
+        terms = dict(zip(dict.fromkeys(chain.from_iterable(part.terms for part in parts)), count()))
         matrices = []
         for part in parts:
-            cols = np.fromiter((terms.setdefault(t, len(terms)) for t in part.terms), dtype=np.int32, count=len(part.terms))
+            cols = np.fromiter(map(terms.__getitem__, part.terms), dtype=np.int32, count=len(part.terms))
             matrices.append((part.data, cols[part.indices], part.indptr))
         width = max(len(terms), 1)
         matrices = [sp.csr_matrix(m, shape=(len(m[2]) - 1, width)) for m in matrices]
@@ -264,7 +265,7 @@ class TfidfFeatures:
         # scikit-learn's order of operations: sort the terms, drop them by document frequency,
         # keep the max_features most frequent (its own argsort, so ties fall the same way).
         names = sorted(terms)
-        order = np.fromiter((terms[t] for t in names), dtype=np.int64, count=len(names))
+        order = np.fromiter(map(terms.__getitem__, names), dtype=np.int64, count=len(names))
         counts = counts[:, order] if len(order) else counts
         df = np.bincount(counts.indices, minlength=counts.shape[1])
         kept, self.idf_ = select_vocabulary(df, np.asarray(counts.sum(axis=0)).ravel(), n_docs, self.settings())
@@ -317,7 +318,7 @@ class TfidfFeatures:
     def _set_vocabulary(self, vocabulary: list[str]) -> None:
         """The fitted or loaded vocabulary, its term index, and which of its columns are structure tokens."""
         self.vocabulary_ = vocabulary
-        self._index = {term: i for i, term in enumerate(vocabulary)}
+        self._index = dict(zip(vocabulary, count()))
         self._structure = np.fromiter((bool(STRUCTURE_TOKEN.match(t)) for t in vocabulary), dtype=bool, count=len(vocabulary))
 
     def _check_fitted(self) -> None:
