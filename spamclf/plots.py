@@ -29,11 +29,16 @@ def _pyplot():
 
 
 def learning_curves(history: dict, path: Path) -> None:
-    """Loss and accuracy per epoch, training and validation, side by side."""
-    plt = _pyplot()
+    """Loss and accuracy per epoch, training and validation, side by side.
+
+    Drawn on a Figure of its own, outside pyplot's registry of open figures (nothing to close).
+    """
+    _pyplot()  # Matplotlib imported (or its background import finished), the Agg backend chosen
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("loss", "accuracy")):
         for key, style in ((metric, "-o"), (f"val_{metric}", "--o")):
             if key in history:
@@ -46,7 +51,6 @@ def learning_curves(history: dict, path: Path) -> None:
     # fixed margins: tight_layout measured every label first, a fifth of the plot's time in training
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.2)
     fig.savefig(path, dpi=80)
-    plt.close(fig)
 
 
 def _save(plt, fig, ax, title: str, path: Path, xlabel: str, ylabel: str | None = None, legend: bool = False) -> None:
