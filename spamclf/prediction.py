@@ -60,7 +60,7 @@ class Classifier:
 
     def score_messages(self, raws: Sequence[bytes]) -> np.ndarray:
         """Spam probabilities for raw messages (bytes as read from disk or a socket)."""
-        return self.score_texts([extract(raw, self.options) for raw in raws])
+        return self.score_texts(extract_texts(raws, self.options, tidy=False))
 
     def cutoffs(self, threshold: float | None = None, ham_cutoff: float | None = None) -> tuple[float, float]:
         """(ham_cutoff, spam_cutoff): the bundle's threshold unless given; no unsure band without ``ham_cutoff``."""
@@ -139,7 +139,7 @@ def _init_worker(options: ExtractOptions, features) -> None:
 
 def _featurize(messages: list[str | bytes], options: ExtractOptions, features) -> sp.csr_matrix:
     """TF-IDF rows for raw messages (bytes, extracted here) and already extracted texts (str)."""
-    return features.transform(extract_texts(messages, options))
+    return features.transform(extract_texts(messages, options, tidy=False))  # the texts are only tokenised
 
 
 def _featurize_parts(messages: list[str | bytes], options: ExtractOptions, features) -> tuple:
@@ -148,9 +148,11 @@ def _featurize_parts(messages: list[str | bytes], options: ExtractOptions, featu
     return x.data, x.indices, x.indptr, x.shape
 
 
-def extract_texts(messages: list[str | bytes], options: ExtractOptions, features=None) -> list[str]:
-    """The extracted text of raw messages (bytes); already extracted texts (str) pass as they are."""
-    return [m if isinstance(m, str) else extract(m, options) for m in messages]
+def extract_texts(messages: list[str | bytes], options: ExtractOptions, features=None, tidy: bool = True) -> list[str]:
+    """The extracted text of raw messages (bytes); already extracted texts (str) pass as they are.
+
+    ``tidy=False``: whitespace left as extraction found it, for texts that are only tokenised (see ``extract``)."""
+    return [m if isinstance(m, str) else extract(m, options, tidy=tidy) for m in messages]
 
 
 def _run_in_worker(task, messages: list[str | bytes]):

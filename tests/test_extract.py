@@ -143,3 +143,19 @@ def test_header_block_edge_cases():
     folded = b"From me@here  Mon Jan  1 00:00:00 2001\nSubject: folded\n  subject\n\nbody"
     assert _body(folded) == "folded subject body"  # the mbox envelope line is not a header
     assert _body(b"") == "" and _body(b"\n\n") == ""
+
+
+def test_untidy_text_for_scoring_gives_the_same_tokens(sample):
+    # Scoring skips collapsing whitespace (extract(tidy=False)): every tokeniser must see the same
+    # tokens as in the tidy text training and preprocess keep, on real mail and on odd whitespace.
+    from spamclf.features import analyze, lookup_terms
+
+    raws = [p.read_bytes() for p in sorted(sample.rglob("*.txt"))]
+    raws.append("Subject: a\u00a0b\u2003c\n\nx\u3000y\t\tz \u2028 w\r\n\u00e9t\u00e9   caf\u00e9 \u65e5\u672c\u8a9e\u306e\u6587".encode())
+    differ = 0
+    for raw in raws:
+        tidy, untidy = extract(raw), extract(raw, tidy=False)
+        differ += tidy != untidy
+        assert lookup_terms(untidy) == lookup_terms(tidy)
+        assert analyze(untidy, ngram_max=2) == analyze(tidy, ngram_max=2)
+    assert differ > len(raws) // 2  # the texts themselves do differ
