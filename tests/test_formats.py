@@ -286,3 +286,19 @@ def test_one_labelled_message_on_stdin(tmp_path, spam, ham):
     assert json.loads(result.stdout)["per_label"] == {"ham": 30, "spam": 30}
     paths = [json.loads(line)["path"] for name in ("train", "test") for line in (tmp_path / "o" / f"{name}.jsonl").read_text().splitlines()[1:]]
     assert "-" in paths
+
+
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 65537, 200_001])
+@pytest.mark.parametrize("limit", [0, 1, 65536, 100_000, 10_000_000])
+def test_capped_reads_equal_a_plain_read(tmp_path, size, limit):
+    import io
+
+    from spamclf.sources import read_capped
+
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    path = tmp_path / "m.gz"
+    path.write_bytes(gzip.compress(data))
+    streams = [io.BytesIO(data), io.BufferedReader(io.BytesIO(data), 4096), gzip.open(path, "rb")]
+    for stream in streams:
+        assert read_capped(stream, limit) == data[:limit]
+        assert stream.read() == data[limit:]  # nothing read past the cap
