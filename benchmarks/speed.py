@@ -89,7 +89,7 @@ def run(corpus: Path, quick: bool, extra: list[str]) -> dict:
     doc: dict = {"machine": machine(), "corpus": str(corpus), "bogofilter": bogo, "messages": {}}
     doc["messages"] = {"train": len(train_paths), "classify": n_classify, "scale_1x": n_scale, "scale_4x": 4 * n_scale}
 
-    rounds = 1 if quick else 3  # the main training and classification runs: the median of 3 rounds
+    rounds = 1 if quick else 5  # the main training and classification runs: the median of 5 rounds
     log(f"training on {len(train_paths)} messages" + (f", {rounds} rounds" if rounds > 1 else ""))
     doc["train"] = _train_all(train_dir, work, "main", bogo, extra, rounds)
 
