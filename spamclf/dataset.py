@@ -85,6 +85,7 @@ def load_labelled(
     batch_size: int = 256,
     features=None,
     started=None,
+    keep_texts: bool = True,
 ) -> LabelledData:
     """Read, extract and label every message of ``sources``; unreadable ones are logged, duplicates dropped.
 
@@ -96,6 +97,8 @@ def load_labelled(
     ``features``: unfitted TfidfFeatures whose term counts the workers also make, batch by batch
     (``term_counts``), for training to fit on without tokenising every text again.
     ``started``: called once the extraction workers have started (see :func:`prediction.in_order`).
+    ``keep_texts=False`` (with ``features``): the texts stay in the workers, counted only, and
+    ``texts`` holds an empty string per message -- training needs the counts alone.
     """
     sources = list(sources)
     if not sources:
@@ -109,11 +112,15 @@ def load_labelled(
         (batch, [item.text if item.text is not None else item.raw for item, _ in batch])
         for batch in iter(lambda: list(islice(kept, batch_size)), [])
     )
-    task = extract_texts if features is None else extract_and_count
+    if features is None:
+        task = extract_texts
+    else:
+        task = extract_and_count if keep_texts else count_only
     for batch, texts in in_order(batches, task, options, features, jobs=jobs, started=started):
         if features is not None:
             texts, counted = texts
             data.term_counts.append(counted)
+            texts = [""] * len(batch) if texts is None else texts
         for (item, digest), text in zip(batch, texts):
             data.paths.append(item.path)
             data.texts.append(text)
@@ -128,6 +135,14 @@ def extract_and_count(messages: list, options: ExtractOptions, features) -> tupl
 
     texts = extract_texts(messages, options)
     return texts, features.count_terms(texts)
+
+
+def count_only(messages: list, options: ExtractOptions, features) -> tuple:
+    """``(None, term counts)`` of a batch: ``extract_and_count`` without sending the texts back, nor
+    tidying their whitespace, which no token holds (run in the extraction workers)."""
+    from .prediction import extract_texts
+
+    return None, features.count_terms(extract_texts(messages, options, tidy=False))
 
 
 def _kept_items(items: Iterable[Item], data: LabelledData, dedupe: bool) -> Iterator[tuple[Item, str]]:

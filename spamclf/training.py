@@ -93,7 +93,8 @@ def train(
     # extraction workers exist: forked from a process with one thread, they need not start from a
     # fresh interpreter (a fork server) and import everything again.
     dataset = load_labelled(
-        data, ExtractOptions.from_config(cfg), progress=progress, jobs=jobs, features=features, started=preload_keras
+        data, ExtractOptions.from_config(cfg), progress=progress, jobs=jobs, features=features, started=preload_keras,
+        keep_texts=False,  # fitting needs the term counts only
     )
     return train_dataset(dataset, models_dir, cfg, sources=data, force=force, progress=progress)
 

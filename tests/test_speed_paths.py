@@ -86,6 +86,11 @@ def test_parallel_reading_for_training_gives_the_same_data_and_skip_log(sample, 
     assert counted.texts == serial["texts"] and len(counted.term_counts) == -(-300 // 16)
     x_counted, x_texts = TfidfFeatures().fit_counted(counted.term_counts), TfidfFeatures().fit_transform(serial["texts"])
     assert (x_counted != x_texts).nnz == 0
+    # as training loads it: counts only, the texts left in the workers (untidy there), the same fit
+    for jobs in (1, 2):
+        only = load_labelled([str(data)], ExtractOptions(), progress=False, jobs=jobs, batch_size=16, features=TfidfFeatures(), keep_texts=False)
+        assert only.texts == [""] * 300 and (only.paths, only.digests) == (serial["paths"], serial["digests"])
+        assert (TfidfFeatures().fit_counted(only.term_counts) != x_texts).nnz == 0
 
 
 def test_jobs_option_on_the_labelled_commands_gives_the_same_results(tmp_path, sample, smoke_models):
