@@ -206,7 +206,8 @@ def read_capped(fh: BinaryIO, limit: int) -> bytes:
 
     CPython's ``read(limit)`` allocates ``limit`` bytes before reading; with the 10 MB default cap
     that took three times as long as reading a message of a few kilobytes. Here the reads start at
-    64 KiB and double, so a small message costs one read and a large one a few.
+    64 KiB and double: a small message costs one read and the empty one that ends it, a large one
+    a few more.
     """
     chunks: list[bytes] = []
     size = 0
