@@ -60,7 +60,7 @@ class Classifier:
 
     def score_messages(self, raws: Sequence[bytes]) -> np.ndarray:
         """Spam probabilities for raw messages (bytes as read from disk or a socket)."""
-        return self.score_texts(extract_texts(raws, self.options, tidy=False))
+        return self.score_texts([extract(raw, self.options, tidy=False) for raw in raws])  # bytes only, as before
 
     def cutoffs(self, threshold: float | None = None, ham_cutoff: float | None = None) -> tuple[float, float]:
         """(ham_cutoff, spam_cutoff): the bundle's threshold unless given; no unsure band without ``ham_cutoff``."""

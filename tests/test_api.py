@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 import spamclf
 from conftest import run_python
@@ -39,6 +40,8 @@ def test_scores_of_raw_messages_and_texts_agree(smoke_models, sample):
     raws = [p.read_bytes() for p in sorted((sample / "ham").iterdir())[:10]]
     texts = [extract(r, clf.options) for r in raws]
     np.testing.assert_allclose(clf.score_messages(raws), clf.score_texts(texts))
+    with pytest.raises(TypeError):  # raw messages are bytes; a str is refused, not taken for extracted text
+        clf.score_messages([texts[0]])
 
 
 def test_evaluate_api_matches_cli_numbers(smoke_models, sample):
