@@ -76,6 +76,18 @@ def test_one_flipped_byte_in_any_file_is_refused(copy, message, name):
         assert MANIFEST_FILE in line or "SHA-256" in line
 
 
+def test_the_writers_check_skips_only_the_hashes(copy):
+    """``write_bundle`` checks a bundle whose manifest it has just hashed without hashing it again."""
+    path = copy / "history.json"
+    path.write_bytes(path.read_bytes().replace(b"{", b"{ ", 1))  # still valid JSON, another hash
+    with pytest.raises(BundleError, match="SHA-256"):
+        bundle_mod.check_bundle(copy)
+    bundle_mod.check_bundle(copy, verify_hashes=False)
+    (copy / "weights.npz").unlink()
+    with pytest.raises(BundleError, match="weights.npz is missing"):
+        bundle_mod.check_bundle(copy, verify_hashes=False)
+
+
 @pytest.mark.parametrize("name", ALL_FILES)
 def test_a_deleted_file_is_refused(copy, message, name):
     (copy / name).unlink()
