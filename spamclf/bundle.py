@@ -130,7 +130,8 @@ def save_weights(path: Path, layers: list[tuple[np.ndarray, np.ndarray]]) -> Non
 def load_weights(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
     with np.load(path, allow_pickle=False) as npz:
         n = len([k for k in npz.files if k.startswith("kernel_")])
-        return [(npz[f"kernel_{i}"].astype(np.float32), npz[f"bias_{i}"].astype(np.float32)) for i in range(n)]
+        # copy=False: arrays stored as float32 (as spamclf writes them) are used as read, not copied again
+        return [(npz[f"kernel_{i}"].astype(np.float32, copy=False), npz[f"bias_{i}"].astype(np.float32, copy=False)) for i in range(n)]
 
 
 # --- writing ------------------------------------------------------------------------------------
