@@ -5,7 +5,10 @@ bundle saved and loaded back, and the held-out messages scored at the bundle's s
 threshold. bogofilter (when on PATH) and scikit-learn's TF-IDF + logistic regression are
 measured on the same split and folds. Usage::
 
-    python -m benchmarks.accuracy [--corpus DIR] [--configs default,seed] [--folds 5] [--cv-configs default,seed]
+    python -m benchmarks.accuracy [--corpus DIR] [--configs default,seed] [--folds 5] [--cv-configs default,seed] [--seeds 42,1,2]
+
+``--seeds`` trains each spamclf config once per seed (``train.seed``) and summarises the spread:
+the seed moves these metrics about as much as many settings do, so compare settings over seeds.
 
 prints a table, writes benchmarks/results/accuracy-<time>.json (and accuracy-latest.json).
 """
@@ -88,8 +91,18 @@ def _sklearn(data, train_idx, test_idx) -> dict:
     return m
 
 
+def spamclf_systems(configs: list[str], overrides: list[str] = (), seeds: list[int] = ()) -> list[tuple[str, str, dict]]:
+    """``(system name, config name, resolved config)``: each config as it is, or once per seed in ``seeds``."""
+    from spamclf.config import load_config
+
+    if not seeds:
+        return [(name, name, load_config(CONFIGS[name], overrides)) for name in configs]
+    return [(f"{name} seed={seed}", name, load_config(CONFIGS[name], [*overrides, f"train.seed={seed}"])) for name in configs for seed in seeds]
+
+
 def evaluate_all(
-    corpus: Path, configs: list[str], cv_configs: list[str], n_folds: int, repeat: bool, overrides: list[str] = (), baselines: bool = True
+    corpus: Path, configs: list[str], cv_configs: list[str], n_folds: int, repeat: bool, overrides: list[str] = (), baselines: bool = True,
+    seeds: list[int] = (),
 ) -> dict:
     from spamclf.config import load_config
     from spamclf.dataset import load_labelled
@@ -98,7 +111,11 @@ def evaluate_all(
     log = lambda msg: print(f"[accuracy] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     results: dict = {"machine": machine(), "corpus": str(corpus), "folds": n_folds, "systems": {}}
     loaded: dict = {}
-    systems = [(name, load_config(CONFIGS[name], overrides)) for name in configs]
+    base_of = {}
+    systems = []
+    for name, base, cfg in spamclf_systems(configs, overrides, seeds):
+        systems.append((name, cfg))
+        base_of[name] = base
     if baselines and bogofilter():
         systems.append(("bogofilter", None))
     if baselines:
@@ -122,6 +139,8 @@ def evaluate_all(
             return m
 
         entry: dict = {"messages": len(data)}
+        if cfg:
+            entry.update(config=base_of[name], seed=cfg["train"]["seed"])
         train_idx, test_idx = split(data.y)
         log(f"{name}: 80/20 split")
         entry["split"] = run(train_idx, test_idx)
@@ -129,7 +148,7 @@ def evaluate_all(
             log(f"{name}: 80/20 split again (reproducibility)")
             again = run(train_idx, test_idx)
             entry["split_repeat_equal_4dp"] = all(round(again[k], 4) == round(entry["split"][k], 4) for k in KEYS)
-        if cfg is None or name in cv_configs:
+        if cfg is None or base_of[name] in cv_configs:
             entry["cv"] = []
             for f, (tr, te) in enumerate(folds(data.y, n_folds)):
                 log(f"{name}: fold {f + 1}/{n_folds}")
@@ -140,7 +159,24 @@ def evaluate_all(
                 for k in (*KEYS, "train_s")
             }  # fmt: skip
         results["systems"][name] = entry
+    if seeds:
+        results["over_seeds"] = seed_summary(results["systems"])
     return results
+
+
+def seed_summary(systems: dict) -> dict:
+    """Per config trained with several seeds: mean, min and max over the seeds of the split's
+    accuracy and FPR and of the k-fold means of accuracy and FPR."""
+    out: dict = {}
+    for config in dict.fromkeys(e["config"] for e in systems.values() if "config" in e):
+        runs = [e for e in systems.values() if e.get("config") == config]
+        values = {"split_accuracy": [e["split"]["accuracy"] for e in runs], "split_fpr": [e["split"]["false_positive_rate"] for e in runs]}
+        if all("cv_summary" in e for e in runs):
+            values["cv_accuracy"] = [e["cv_summary"]["accuracy"]["mean"] for e in runs]
+            values["cv_fpr"] = [e["cv_summary"]["false_positive_rate"]["mean"] for e in runs]
+        out[config] = {"seeds": [e["seed"] for e in runs]}
+        out[config].update({k: {"mean": float(np.mean(v)), "min": float(np.min(v)), "max": float(np.max(v))} for k, v in values.items()})
+    return out
 
 
 def render(doc: dict) -> str:
@@ -166,6 +202,11 @@ def render(doc: dict) -> str:
     for name, e in doc["systems"].items():
         if "split_repeat_equal_4dp" in e:
             out.append(f"{name}: a second training on the same split gives the same metrics to 4 decimals: {e['split_repeat_equal_4dp']}")
+    for config, summary in doc.get("over_seeds", {}).items():
+        parts = [f"{label} {summary[k]['mean']:.4f} ({summary[k]['min']:.4f}-{summary[k]['max']:.4f})"
+                 for k, label in (("split_accuracy", "split accuracy"), ("split_fpr", "split FPR"), ("cv_accuracy", "k-fold accuracy"), ("cv_fpr", "k-fold FPR"))
+                 if k in summary]  # fmt: skip
+        out.append(f"{config} over seeds {','.join(map(str, summary['seeds']))}, mean (min-max): " + ", ".join(parts))
     mc = doc["machine"]
     out.append(f"machine: {mc['cpu']}, {mc['cores']} cores; messages after dropping exact duplicates: "
                + ", ".join(f"{n} {e['messages']}" for n, e in doc["systems"].items()))  # fmt: skip
@@ -181,12 +222,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", action="store_true", help="train each config twice on the split to check reproducibility")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override for the spamclf configs (tuning)")
     ap.add_argument("--no-baselines", action="store_true", help="spamclf configs only, no bogofilter or scikit-learn")
+    ap.add_argument("--seeds", default="", help="comma-separated train.seed values: each spamclf config trained once per seed, with the spread summarised")
     args = ap.parse_args(argv)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        sys.exit(f"--seeds takes whole numbers separated by commas, not {args.seeds!r}")
     configs = [c for c in args.configs.split(",") if c]
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         sys.exit(f"unknown config {unknown[0]}; known: {', '.join(CONFIGS)}")
-    doc = evaluate_all(corpus_dir(args.corpus), configs, args.cv_configs.split(","), args.folds, args.repeat, args.overrides, not args.no_baselines)
+    doc = evaluate_all(
+        corpus_dir(args.corpus), configs, args.cv_configs.split(","), args.folds, args.repeat, args.overrides, not args.no_baselines, seeds
+    )
     doc["overrides"] = args.overrides
     print(render(doc))
     print(f"\nresults: {write_results('accuracy', doc)}")
