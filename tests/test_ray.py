@@ -169,7 +169,10 @@ def test_train_two_workers_gives_a_bundle_local_predict_loads(ray_local, smoke_m
     from spamclf.bundle import load_bundle, verify
 
     out = tmp_path / "models"
-    args = ["train", "--data", str(sample), "--models", str(out), "--config", str(smoke_config), "--engine", "ray", "--workers", "2", "-q"]
+    # Early stopping on, with a learning rate that overfits the sample within a few epochs: the
+    # replicas must agree when to stop, and the bundle must hold the best epoch's weights.
+    stopping = ["--set", "train.early_stopping=true", "--set", "train.learning_rate=0.05", "--set", "train.epochs=12"]
+    args = ["train", "--data", str(sample), "--models", str(out), "--config", str(smoke_config), "--engine", "ray", "--workers", "2", "-q", *stopping]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -186,24 +189,27 @@ def test_train_two_workers_gives_a_bundle_local_predict_loads(ray_local, smoke_m
     val = ray_bundle.metadata["validation_metrics"]["accuracy"], local_bundle.metadata["validation_metrics"]["accuracy"]
     assert abs(val[0] - val[1]) <= 0.07, val
 
-    # The last validation loss the Ray Train workers all-reduced from their shards is the
+    # The best validation loss the Ray Train workers all-reduced from their shards is the
     # loss of the saved weights on the whole validation set: every validation row was
-    # evaluated exactly once, and rank 0's weights are the ones every replica held.
+    # evaluated exactly once, rank 0's weights are the ones every replica held, and early
+    # stopping restored the best epoch's.
     from spamclf.dataset import load_labelled, stratified_split
     from spamclf.extract import ExtractOptions
     from spamclf.scorer import logits
 
     cfg = ray_bundle.config
-    assert not cfg["train"]["early_stopping"]  # so the saved weights are the last epoch's
+    assert cfg["train"]["early_stopping"]
     history = json.loads((out / "history.json").read_text())
-    assert len(history["val_loss"]) == summary["epochs_run"] == cfg["train"]["epochs"]
+    best = int(np.argmin(history["val_loss"]))
+    assert len(history["val_loss"]) == summary["epochs_run"] == best + 1 + cfg["train"]["patience"] < cfg["train"]["epochs"]
+    assert history["val_loss"][-1] > history["val_loss"][best] * 1.01  # the restore is seen
     data = load_labelled([str(sample)], ExtractOptions.from_config(cfg), progress=False)
     _, val_idx = stratified_split(data.y, cfg["train"]["validation_split"], cfg["train"]["seed"])
     z = logits(ray_bundle.features.transform([data.texts[i] for i in val_idx]), ray_bundle.layers).astype(np.float64)
     y = data.y[val_idx]
     loss = np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
-    assert abs(history["val_loss"][-1] - loss) <= 1e-4 * max(1.0, loss), (history["val_loss"][-1], loss)
-    assert history["val_loss"][0] > history["val_loss"][-1]  # the replicas did learn, together
+    assert abs(history["val_loss"][best] - loss) <= 1e-4 * max(1.0, loss), (history["val_loss"][best], loss)
+    assert history["val_loss"][0] > history["val_loss"][best]  # the replicas did learn, together
 
 
 def test_errors_are_one_line(tmp_path, sample):
