@@ -36,6 +36,15 @@ class LabelledData:
     duplicates: int = 0
     truncated: int = 0
     term_counts: list = field(default_factory=list)  # CountedTerms of the texts in order, when counted while loading
+    rows: list = field(default_factory=list)  # TF-IDF rows (CSR) of the messages in order, batch by batch, when made while loading
+
+    def row_matrix(self):
+        """The TF-IDF rows made while loading (``load_labelled(rows=True)``), one per message."""
+        import scipy.sparse as sp
+
+        if not self.rows:
+            raise ValueError("no TF-IDF rows were made while loading (load_labelled(..., rows=True))")
+        return sp.vstack(self.rows, format="csr")
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -86,6 +95,7 @@ def load_labelled(
     features=None,
     started=None,
     keep_texts: bool = True,
+    rows: bool = False,
 ) -> LabelledData:
     """Read, extract and label every message of ``sources``; unreadable ones are logged, duplicates dropped.
 
@@ -99,6 +109,9 @@ def load_labelled(
     ``started``: called once the extraction workers have started (see :func:`prediction.in_order`).
     ``keep_texts=False`` (with ``features``): the texts stay in the workers, counted only, and
     ``texts`` holds an empty string per message -- training needs the counts alone.
+    ``rows=True`` (with fitted ``features``): the workers turn each batch into TF-IDF rows
+    (``data.rows``, see ``row_matrix``) instead of counting terms, and ``texts`` holds empty
+    strings: evaluation needs the rows alone, and tokenising moves to the workers with extraction.
     """
     sources = list(sources)
     if not sources:
@@ -114,10 +127,15 @@ def load_labelled(
     )
     if features is None:
         task = extract_texts
+    elif rows:
+        task = featurize_only
     else:
         task = extract_and_count if keep_texts else count_only
     for batch, texts in in_order(batches, task, options, features, jobs=jobs, started=started):
-        if features is not None:
+        if rows:
+            data.rows.append(_csr(texts))
+            texts = [""] * len(batch)
+        elif features is not None:
             texts, counted = texts
             data.term_counts.append(counted)
             texts = [""] * len(batch) if texts is None else texts
@@ -135,6 +153,20 @@ def extract_and_count(messages: list, options: ExtractOptions, features) -> tupl
 
     texts = extract_texts(messages, options)
     return texts, features.count_terms(texts)
+
+
+def featurize_only(messages: list, options: ExtractOptions, features) -> tuple:
+    """The TF-IDF rows of a batch as CSR arrays (run in the extraction workers)."""
+    from .prediction import _featurize_parts
+
+    return _featurize_parts(messages, options, features)
+
+
+def _csr(parts: tuple):
+    import scipy.sparse as sp
+
+    data, indices, indptr, shape = parts
+    return sp.csr_matrix((data, indices, indptr), shape=shape)
 
 
 def count_only(messages: list, options: ExtractOptions, features) -> tuple:

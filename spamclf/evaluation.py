@@ -24,9 +24,10 @@ def evaluate(
     most that (``at_target_fpr`` in the result). ``report_dir``: write the full report there.
     """
     clf = Classifier.load(models_dir)
-    dataset = load_labelled(data, clf.options, progress=progress, dedupe=False, jobs=jobs)
+    # The workers extract and tokenise; this process only multiplies the rows through the network.
+    dataset = load_labelled(data, clf.options, progress=progress, dedupe=False, jobs=jobs, features=clf.features, rows=True)
     require_trainable(dataset, "evaluation")
-    scores = clf.score_texts(dataset.texts)
+    scores = clf.score_rows(dataset.row_matrix())
     y = dataset.y
     result = classification_metrics(y, scores, clf.threshold if threshold is None else threshold)
     if target_fpr is not None:

@@ -58,6 +58,10 @@ class Classifier:
             return np.zeros(0, dtype=np.float32)
         return forward(self.features.transform(texts), self.bundle.layers)
 
+    def score_rows(self, x: sp.csr_matrix) -> np.ndarray:
+        """Spam probabilities for TF-IDF rows made with this bundle's features."""
+        return forward(x, self.bundle.layers)
+
     def score_messages(self, raws: Sequence[bytes]) -> np.ndarray:
         """Spam probabilities for raw messages (bytes as read from disk or a socket)."""
         return self.score_texts([extract(raw, self.options, tidy=False) for raw in raws])  # bytes only, as before

@@ -51,3 +51,26 @@ def test_preprocess_never_puts_one_message_in_both_splits(tmp_path, sample):
         digests[split] = [json.loads(line)["sha256"] for line in lines]
     assert len(digests["train"]) + len(digests["test"]) == 300
     assert not set(digests["train"]) & set(digests["test"])
+
+
+def test_rows_made_while_loading_equal_the_texts_transformed(sample, smoke_models, tmp_path):
+    """What ``evaluate`` scores: the workers' TF-IDF rows are the rows of the extracted texts, in order,
+    whatever the number of workers, for raw messages and for a preprocessed file's texts."""
+    import numpy as np
+
+    from spamclf.prediction import Classifier
+
+    clf = Classifier.load(smoke_models)
+    texts = load_labelled([str(sample)], clf.options, progress=False, dedupe=False, jobs=1)
+    expected = clf.features.transform(texts.texts)
+    for jobs in (1, 2):
+        data = load_labelled([str(sample)], clf.options, progress=False, dedupe=False, jobs=jobs, features=clf.features, rows=True)
+        assert data.paths == texts.paths and data.labels == texts.labels
+        x = data.row_matrix()
+        assert x.shape == expected.shape and (x != expected).nnz == 0
+        assert np.array_equal(clf.score_rows(x), clf.score_texts(texts.texts))
+    preprocess([str(sample)], tmp_path / "pre", options=clf.options, progress=False)
+    preprocessed = tmp_path / "pre" / "test.jsonl"
+    data = load_labelled([str(preprocessed)], clf.options, progress=False, dedupe=False, features=clf.features, rows=True)
+    again = load_labelled([str(preprocessed)], clf.options, progress=False, dedupe=False)
+    assert (data.row_matrix() != clf.features.transform(again.texts)).nnz == 0
