@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", default="", help="comma-separated train.seed values: each spamclf config trained once per seed, with the spread summarised")
     args = ap.parse_args(argv)
     try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        seeds = list(dict.fromkeys(int(s) for s in args.seeds.split(",") if s.strip()))  # each seed once
     except ValueError:
         sys.exit(f"--seeds takes whole numbers separated by commas, not {args.seeds!r}")
     configs = [c for c in args.configs.split(",") if c]

@@ -113,6 +113,8 @@ def load_labelled(
     (``data.rows``, see ``row_matrix``) instead of counting terms, and ``texts`` holds empty
     strings: evaluation needs the rows alone, and tokenising moves to the workers with extraction.
     """
+    if rows and features is None:
+        raise ValueError("rows=True needs the fitted features that make the rows")
     sources = list(sources)
     if not sources:
         raise DataError("no data given: pass --data with a labelled folder or a preprocessed file, or --spam and --ham")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import mailbox
 
+import pytest
+
 from spamclf.dataset import load_labelled, message_digest
 from spamclf.extract import ExtractOptions
 from spamclf.preprocess import preprocess
@@ -74,3 +76,5 @@ def test_rows_made_while_loading_equal_the_texts_transformed(sample, smoke_model
     data = load_labelled([str(preprocessed)], clf.options, progress=False, dedupe=False, features=clf.features, rows=True)
     again = load_labelled([str(preprocessed)], clf.options, progress=False, dedupe=False)
     assert (data.row_matrix() != clf.features.transform(again.texts)).nnz == 0
+    with pytest.raises(ValueError, match="fitted features"):
+        load_labelled([str(sample)], clf.options, progress=False, rows=True)
