@@ -118,7 +118,7 @@ def load_labelled(
     sources = list(sources)
     if not sources:
         raise DataError("no data given: pass --data with a labelled folder or a preprocessed file, or --spam and --ham")
-    from .prediction import extract_texts, in_order  # the worker pool predict uses
+    from .prediction import _featurize_parts, extract_texts, in_order, rows_from_parts  # the worker pool predict uses
 
     data = LabelledData()
     items = counting(iter_labelled(sources, options.max_bytes, data.skips, options.__dict__), "reading", progress)
@@ -130,12 +130,12 @@ def load_labelled(
     if features is None:
         task = extract_texts
     elif rows:
-        task = featurize_only
+        task = _featurize_parts  # predict's task: each batch's TF-IDF rows, as arrays
     else:
         task = extract_and_count if keep_texts else count_only
     for batch, texts in in_order(batches, task, options, features, jobs=jobs, started=started):
         if rows:
-            data.rows.append(_csr(texts))
+            data.rows.append(rows_from_parts(texts))
             texts = [""] * len(batch)
         elif features is not None:
             texts, counted = texts
@@ -155,20 +155,6 @@ def extract_and_count(messages: list, options: ExtractOptions, features) -> tupl
 
     texts = extract_texts(messages, options)
     return texts, features.count_terms(texts)
-
-
-def featurize_only(messages: list, options: ExtractOptions, features) -> tuple:
-    """The TF-IDF rows of a batch as CSR arrays (run in the extraction workers)."""
-    from .prediction import _featurize_parts
-
-    return _featurize_parts(messages, options, features)
-
-
-def _csr(parts: tuple):
-    import scipy.sparse as sp
-
-    data, indices, indptr, shape = parts
-    return sp.csr_matrix((data, indices, indptr), shape=shape)
 
 
 def count_only(messages: list, options: ExtractOptions, features) -> tuple:

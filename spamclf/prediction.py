@@ -152,6 +152,12 @@ def _featurize_parts(messages: list[str | bytes], options: ExtractOptions, featu
     return x.data, x.indices, x.indptr, x.shape
 
 
+def rows_from_parts(parts: tuple) -> sp.csr_matrix:
+    """The CSR rows that ``_featurize_parts`` sent back as arrays."""
+    data, indices, indptr, shape = parts
+    return sp.csr_matrix((data, indices, indptr), shape=shape)
+
+
 def extract_texts(messages: list[str | bytes], options: ExtractOptions, features=None, tidy: bool = True) -> list[str]:
     """The extracted text of raw messages (bytes); already extracted texts (str) pass as they are.
 
@@ -222,8 +228,8 @@ def _featurized_batches(items: Iterator[Item], options: ExtractOptions, features
         return (batch, readable), [batch[i].text if batch[i].text is not None else batch[i].raw for i in readable]
 
     batches = (messages(batch) for batch in iter(lambda: list(islice(items, batch_size)), []))
-    for (batch, readable), (data, indices, indptr, shape) in in_order(batches, _featurize_parts, options, features, jobs):
-        yield batch, readable, sp.csr_matrix((data, indices, indptr), shape=shape)
+    for (batch, readable), parts in in_order(batches, _featurize_parts, options, features, jobs):
+        yield batch, readable, rows_from_parts(parts)
 
 
 def load(models_dir: str | Path) -> Classifier:
