@@ -176,7 +176,29 @@ def seed_summary(systems: dict) -> dict:
             values["cv_fpr"] = [e["cv_summary"]["false_positive_rate"]["mean"] for e in runs]
         out[config] = {"seeds": [e["seed"] for e in runs]}
         out[config].update({k: {"mean": float(np.mean(v)), "min": float(np.min(v)), "max": float(np.max(v))} for k, v in values.items()})
+        if all("cv" in e for e in runs):
+            out[config]["cv_errors"] = _errors_over_seeds(runs)
     return out
+
+
+def _errors_over_seeds(runs: list[dict]) -> dict:
+    """Which messages the k-fold runs misclassify, over the seeds: in k-fold CV each message is in
+    one test fold per seed, so a message wrong under every seed is one no seed gets right.
+
+    ``every_seed`` lists those (path, label, mean score); ``ceiling_accuracy`` is the k-fold accuracy
+    if they were the only errors -- what taking the seed's luck out (an ideal average over seeds)
+    could reach at best without a better model.
+    """
+    wrong = [{e["path"]: e for fold in run["cv"] for e in fold["errors"]} for run in runs]
+    every = sorted(set(wrong[0]).intersection(*wrong[1:]))
+    some = set().union(*wrong)
+    n_messages = runs[0]["messages"]
+    return {
+        "some_seed": len(some),
+        "every_seed_count": {label: sum(wrong[0][p]["label"] == code for p in every) for label, code in (("ham", 0), ("spam", 1))},
+        "ceiling_accuracy": 1.0 - len(every) / n_messages,
+        "every_seed": [{"path": p, "label": wrong[0][p]["label"], "mean_score": float(np.mean([w[p]["score"] for w in wrong]))} for p in every],
+    }
 
 
 def render(doc: dict) -> str:
@@ -207,6 +229,14 @@ def render(doc: dict) -> str:
                  for k, label in (("split_accuracy", "split accuracy"), ("split_fpr", "split FPR"), ("cv_accuracy", "k-fold accuracy"), ("cv_fpr", "k-fold FPR"))
                  if k in summary]  # fmt: skip
         out.append(f"{config} over seeds {','.join(map(str, summary['seeds']))}, mean (min-max): " + ", ".join(parts))
+        errors = summary.get("cv_errors")
+        if errors:
+            every = errors["every_seed_count"]
+            out.append(
+                f"{config} k-fold errors: {errors['some_seed']} messages misclassified under some seed, "
+                f"{every['ham'] + every['spam']} under every seed ({every['ham']} ham, {every['spam']} spam); "
+                f"with only those wrong, k-fold accuracy would be {errors['ceiling_accuracy']:.4f}"
+            )
     mc = doc["machine"]
     out.append(f"machine: {mc['cpu']}, {mc['cores']} cores; messages after dropping exact duplicates: "
                + ", ".join(f"{n} {e['messages']}" for n, e in doc["systems"].items()))  # fmt: skip

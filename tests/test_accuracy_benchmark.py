@@ -41,3 +41,29 @@ def test_the_summary_gives_mean_min_and_max_per_config_over_its_seeds():
     assert default["split_accuracy"] == pytest.approx({"mean": 0.994, "min": 0.993, "max": 0.995})
     assert default["cv_fpr"] == pytest.approx({"mean": 0.005, "min": 0.004, "max": 0.006})
     assert "cv_accuracy" not in summary["seed"]  # no k-fold run: no k-fold summary
+
+
+def _with_cv_errors(entry, messages, errors_by_fold):
+    entry["messages"] = messages
+    entry["cv"] = [{"errors": [{"path": p, "label": label, "score": score} for p, label, score in fold]} for fold in errors_by_fold]
+    return entry
+
+
+def test_the_summary_names_the_messages_every_seed_gets_wrong_and_the_accuracy_left_without_them():
+    systems = {
+        "default seed=42": _with_cv_errors(_entry("default", 42, 0.995, 0.002, 0.994, 0.004), 1000,
+                                           [[("a", 0, 0.9), ("b", 1, 0.1)], [("c", 1, 0.3)]]),
+        "default seed=7": _with_cv_errors(_entry("default", 7, 0.993, 0.004, 0.992, 0.006), 1000,
+                                          [[("b", 1, 0.3)], [("a", 0, 0.7), ("d", 0, 0.6)]]),
+    }  # fmt: skip
+    errors = seed_summary(systems)["default"]["cv_errors"]
+    assert errors["some_seed"] == 4  # a, b, c, d
+    assert [e["path"] for e in errors["every_seed"]] == ["a", "b"]  # found in different folds: still the same message
+    assert errors["every_seed"][0] == {"path": "a", "label": 0, "mean_score": pytest.approx(0.8)}
+    assert errors["every_seed_count"] == {"ham": 1, "spam": 1}
+    assert errors["ceiling_accuracy"] == pytest.approx(0.998)
+
+
+def test_without_k_fold_runs_there_is_no_error_summary():
+    summary = seed_summary({"seed seed=42": _entry("seed", 42, 0.989, 0.008), "seed seed=7": _entry("seed", 7, 0.988, 0.009)})
+    assert "cv_errors" not in summary["seed"]
