@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 import scipy.sparse as sp
 
-from .preload import BackgroundImport
+from .preload import BackgroundImport, collector_paused
 
 
 _TENSORFLOW = BackgroundImport("spamclf-import-tensorflow")
@@ -31,7 +31,7 @@ def import_keras():
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
     _TENSORFLOW.wait()
     if "keras" not in sys.modules:
-        with _hidden(_NOT_FOR_KERAS):
+        with _hidden(_NOT_FOR_KERAS), collector_paused():
             import keras  # noqa: E402, F401
     import keras  # noqa: E402
     import tensorflow as tf  # noqa: E402

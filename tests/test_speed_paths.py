@@ -120,6 +120,46 @@ def test_keras_loads_without_scikit_learn_matplotlib_and_pandas_which_stay_impor
     assert out == ["[]", "importable"]
 
 
+def test_keras_import_leaves_the_collector_on_and_its_objects_frozen():
+    # Importing Keras with the collector paused: on again afterwards, and the import's objects frozen
+    # (later full collections skip them); a collector the caller turned off stays off.
+    code = (
+        "import gc, sys\nfrom spamclf.network import import_keras\n"
+        "if sys.argv[1] == 'off': gc.disable()\n"
+        "before = gc.get_freeze_count()\nimport_keras()\n"
+        "print(gc.isenabled(), gc.get_freeze_count() - before > 100_000)\n"
+    )
+    for state, enabled in (("on", "True"), ("off", "False")):
+        out = subprocess.run([sys.executable, "-c", code, state], capture_output=True, text=True, check=True).stdout.split()
+        assert out == [enabled, "True"]
+
+
+def test_overlapping_pauses_of_the_collector_restore_it_once_when_the_last_ends():
+    import gc
+
+    from spamclf.preload import collector_paused
+
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    try:
+        first, second = collector_paused(), collector_paused()
+        first.__enter__()
+        assert not gc.isenabled()
+        second.__enter__()  # another thread's import, started while the first runs
+        made = [[] for _ in range(1000)]
+        first.__exit__(None, None, None)  # the first ends before the second: still paused
+        assert not gc.isenabled()
+        second.__exit__(None, None, None)
+        assert gc.isenabled()
+        assert gc.get_freeze_count() - frozen >= len(made)  # what the imports made is frozen
+        gc.disable()
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # the caller's choice stands
+    finally:
+        gc.enable()
+
+
 def test_hidden_modules_fail_to_import_only_inside_the_block_and_only_in_its_thread():
     import threading
 
