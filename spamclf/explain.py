@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .scorer import logits
+from .scorer import logits, one_blas_thread
 
 
 def explain_row(row: sp.csr_matrix, layers, vocabulary: list[str], n: int) -> dict[str, list[list]]:
@@ -34,4 +34,5 @@ def explain_row(row: sp.csr_matrix, layers, vocabulary: list[str], n: int) -> di
 
 
 def explain_rows(x: sp.csr_matrix, layers, vocabulary: list[str], n: int) -> list[dict[str, list[list]]]:
-    return [explain_row(x[i], layers, vocabulary, n) for i in range(x.shape[0])]
+    with one_blas_thread():  # as in scoring: see scorer.one_blas_thread
+        return [explain_row(x[i], layers, vocabulary, n) for i in range(x.shape[0])]

@@ -10,6 +10,27 @@ import numpy as np
 import scipy.sparse as sp
 
 
+_blas = None  # the BLAS libraries loaded in this process (threadpoolctl), found on first use
+
+
+def one_blas_thread():
+    """A context in which NumPy's and SciPy's BLAS run one thread, as the ``spamclf`` program sets them
+    for the whole process (``OPENBLAS_NUM_THREADS``): for the Python API, whose caller loaded NumPy
+    before spamclf could say so.
+
+    Scoring multiplies batches of 256 rows by small dense layers, where BLAS threads do not pay: after
+    each product they spin, on the cores the extraction workers need. Through the Python API,
+    classifying 10,000 messages on 2 cores took 4.5 s with them and 3.6 s without (the process's own
+    CPU time 3.6 s against 1.3 s). Outside the block the caller's setting stands.
+    """
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = ThreadpoolController().select(user_api="blas")
+    return _blas.limit(limits=1)
+
+
 def logits(x: sp.csr_matrix, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """The output layer's pre-sigmoid values (float64) for the rows of ``x``: ReLU on every hidden layer."""
     # Only the first layer sees sparse input. By columns (CSC) each kernel row a batch uses is read once,
@@ -27,5 +48,6 @@ def logits(x: sp.csr_matrix, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.
 
 def forward(x: sp.csr_matrix, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """Spam probabilities for the rows of ``x``."""
-    z = logits(x, layers)
+    with one_blas_thread():
+        z = logits(x, layers)
     return (np.exp(-np.logaddexp(0.0, -z))).astype(np.float32)  # a sigmoid that never overflows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import subprocess
 import sys
 
@@ -108,6 +109,22 @@ def test_jobs_option_on_the_labelled_commands_gives_the_same_results(tmp_path, s
         result = runner.invoke(main, ["evaluate", "--models", str(smoke_models), "--data", str(sample), "--jobs", jobs, "--json", "-q"])
         outs[jobs] += (result.stdout,)
     assert outs["1"] == outs["2"]
+
+
+def test_scoring_through_the_python_api_runs_blas_on_one_thread_and_leaves_the_callers_setting(smoke_models, sample):
+    # The caller's process has two BLAS threads (NumPy loaded before spamclf could set anything);
+    # while a batch is scored there is one, and afterwards two again.
+    code = (
+        "import sys, spamclf, spamclf.scorer as scorer\nfrom threadpoolctl import threadpool_info\n"
+        "blas = lambda: max(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas')\n"
+        "seen, real = [], scorer.logits\n"
+        "scorer.logits = lambda x, layers: seen.append(blas()) or real(x, layers)\n"
+        "rows = list(spamclf.load(sys.argv[1]).predict([sys.argv[2]], jobs=1, explain=2))\n"
+        "print(blas(), len(rows) >= 300, sorted(set(seen)))\n"
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code, str(smoke_models), str(sample)], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["2", "True", "[1]"]
 
 
 def test_keras_loads_without_scikit_learn_matplotlib_and_pandas_which_stay_importable():
