@@ -70,7 +70,9 @@ class _Tolerant(io.RawIOBase):
         if self.error is not None:
             return 0
         try:
-            data = self.inner.read(len(buffer))
+            # read1: what one step decompresses. read(n) gathers n bytes over several steps and, when
+            # a later step fails, raises and drops the ones it had: all of a truncated small archive.
+            data = self.inner.read1(len(buffer))
         except (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError) as exc:
             self.error = str(exc) or exc.__class__.__name__
             return 0

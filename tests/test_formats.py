@@ -159,6 +159,24 @@ def test_corrupt_compressed_file_is_scored_and_reported(tmp_path, spam):
     assert [i.raw for i in iter_inputs([fake], MAX)] == [fake.read_bytes()]
 
 
+@pytest.mark.parametrize("kind, opener", [("gzip", gzip.open), ("xz", lzma.open)])
+def test_truncated_small_archive_gives_the_messages_before_the_cut_and_says_so(tmp_path, spam, kind, opener):
+    # Smaller than one read of the decompressed stream: its messages used to be dropped with the
+    # failing read, and the archive's own bytes scored as one message, with nothing logged.
+    mbox = write_mbox(tmp_path / "b.mbox", spam[:3]).read_bytes()
+    packed = tmp_path / "box.mbox.packed"
+    with opener(packed, "wb") as fh:
+        fh.write(mbox)
+    cut = tmp_path / "cut.mbox.packed"
+    cut.write_bytes(packed.read_bytes()[: packed.stat().st_size * 3 // 4])
+    skips = SkipLog()
+    items = list(iter_inputs([cut], MAX, skips))
+    assert len(mbox) < 1 << 16 and items
+    assert all(i.path.startswith(f"{cut}#") and i.error is None for i in items)
+    assert items[0].raw == spam[0]  # the first message is whole
+    assert [e["reason"].split(" after ")[0] for e in skips.skipped] == [f"corrupt {kind} data"]
+
+
 def write_tables(folder: Path, spam: list[bytes], ham: list[bytes]) -> dict[str, Path]:
     rows = [(m.decode("latin-1"), "spam") for m in spam] + [(m.decode("latin-1"), "ham") for m in ham]
     paths = {}
