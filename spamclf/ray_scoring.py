@@ -18,6 +18,7 @@ the same path on every node (shared storage), as for ``ray.data.read_binary_file
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -38,6 +39,13 @@ def _schema():
     import pyarrow as pa
 
     return pa.schema([("path", pa.string()), ("score", pa.float64()), ("label", pa.string()), ("error", pa.string())])
+
+
+def _with_skip(schema):
+    """``schema`` with the column that carries what reading a file passed over (see ``_ReadFiles``)."""
+    import pyarrow as pa
+
+    return schema.append(pa.field("skip", pa.string()))
 
 
 def _message_schema():
@@ -64,24 +72,54 @@ def _maybe_crash(calls: int) -> None:
 
 
 class _ReadFiles:
-    """Files in, their messages out: one row per message, one error row per unreadable file."""
+    """Files in, their messages out: one row per message, one error row per unreadable file.
 
-    def __init__(self, max_bytes: int) -> None:
+    ``skips=True``: also what reading passed over inside a file (a table with no rows, a corrupt
+    compressed tail), which local ``predict`` logs: one more row each, with only ``path`` and
+    ``skip`` (the SkipLog entry as JSON) set, in the order reading met it. The driver takes those
+    rows out (:func:`_split_skips`), so they reach the caller's skip log and not its results.
+    """
+
+    def __init__(self, max_bytes: int, skips: bool = False) -> None:
         self.max_bytes = max_bytes
+        self.skips = skips
 
     def __call__(self, batch):
         import pyarrow as pa
 
-        from .sources import iter_inputs
+        from .sources import SkipLog, iter_inputs
 
-        rows = {"path": [], "bytes": [], "text": [], "error": []}
+        rows = {"path": [], "bytes": [], "text": [], "error": [], "skip": []}
+        log = SkipLog()
+
+        def add(path, raw=None, text=None, error=None, skip=None):
+            for key, value in zip(rows, (path, raw, text, error, skip)):
+                rows[key].append(value)
+
         for source in batch["source"].to_pylist():
-            for item in iter_inputs([source], self.max_bytes):
-                rows["path"].append(item.path)
-                rows["bytes"].append(item.raw)
-                rows["text"].append(item.text)
-                rows["error"].append(item.error)
-        return pa.table(rows, schema=_message_schema())
+            for item in iter_inputs([source], self.max_bytes, log if self.skips else None):
+                add(item.path, item.raw, item.text, item.error)
+            for entry in log.skipped:  # logged once the file's last message was read
+                add(entry["path"], skip=json.dumps(entry))
+            log.skipped.clear()
+        if not self.skips:
+            del rows["skip"]
+            return pa.table(rows, schema=_message_schema())
+        return pa.table(rows, schema=_with_skip(_message_schema()))
+
+
+def _split_skips(rows: Iterable[dict], skips) -> Iterator[dict]:
+    """``rows`` without the skip rows of ``_ReadFiles(skips=True)``, whose entries go to ``skips``."""
+    for row in rows:
+        if row.get("skip") is None:
+            yield row
+        else:
+            _log_skip(row["skip"], skips)
+
+
+def _log_skip(entry: str, skips) -> None:
+    if skips is not None:
+        skips.add(**json.loads(entry))
 
 
 class _Score:
@@ -99,11 +137,15 @@ class _Score:
 
     def __call__(self, batch):
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         from .sources import Item
 
+        passed_over = []
         if self.max_bytes is not None:  # a batch of files: read them here, in the same worker
-            batch = _ReadFiles(self.max_bytes)(batch)
+            batch = _ReadFiles(self.max_bytes, skips=True)(batch)
+            passed_over = [(i, path, skip) for i, (path, skip) in enumerate(zip(batch["path"].to_pylist(), batch["skip"].to_pylist())) if skip is not None]
+            batch = batch.filter(pc.is_null(batch["skip"]))
         paths = batch[self.path_column].to_pylist()
         raws = batch[self.bytes_column].to_pylist()
         texts = batch["text"].to_pylist() if "text" in batch.column_names else [None] * len(paths)
@@ -116,15 +158,19 @@ class _Score:
         rows = list(self.clf.predict_items(items, self.threshold, batch_size=max(1, len(items)), ham_cutoff=self.ham_cutoff))
         self.calls += 1
         _maybe_crash(self.calls)
-        return pa.table(
-            {
-                "path": [r.path for r in rows],
-                "score": [r.score for r in rows],
-                "label": [r.label for r in rows],
-                "error": [r.error for r in rows],
-            },
-            schema=_schema(),
-        )
+        columns = {
+            "path": [r.path for r in rows],
+            "score": [r.score for r in rows],
+            "label": [r.label for r in rows],
+            "error": [r.error for r in rows],
+        }
+        if self.max_bytes is None:
+            return pa.table(columns, schema=_schema())
+        columns["skip"] = [None] * len(rows)
+        for i, path, skip in passed_over:  # back where reading met them (i counts the skip rows before it)
+            for key, value in (("path", path), ("score", None), ("label", None), ("error", None), ("skip", skip)):
+                columns[key].insert(i, value)
+        return pa.table(columns, schema=_with_skip(_schema()))
 
 
 def score_dataset(
@@ -197,7 +243,9 @@ def read_messages(inputs: Iterable[str | Path], max_bytes: int, skips=None):
     """A Ray Dataset of the messages in ``inputs`` (files and folders): ``path, bytes, text, error``.
 
     The driver only lists files; Ray tasks read them, expanding mailboxes and tables. Must run
-    inside a Ray runtime.
+    inside a Ray runtime. ``skips`` gets the files the walk passes over; what reading passes over
+    inside a file (a table with no rows, a corrupt compressed tail) is logged by ``predict
+    --engine ray`` (:func:`iter_predictions`, :func:`write_scores`), not here.
     """
     files = list_files(inputs, skips)
     if not files:
@@ -257,8 +305,14 @@ def _iter_predictions(inputs, models_dir, threshold, ham_cutoff, workers, addres
 
     with ray_session(address, num_cpus=workers):
         scored = _pipeline(inputs, models_dir, threshold, ham_cutoff, workers, skips)
-        for row in scored.iter_rows():
+        for row in _split_skips(scored.iter_rows(), skips):
             yield Prediction(row["path"], row["score"], row["label"], row["error"])
+
+
+def _without_skip_rows(block):
+    import pyarrow.compute as pc
+
+    return block.filter(pc.is_null(block["skip"])).drop_columns(["skip"])
 
 
 def write_scores(
@@ -284,6 +338,8 @@ def write_scores(
     if out.exists() and any(out.iterdir()):
         raise SpamclfError(f"output folder {out} is not empty")
     _max_bytes(models_dir)
+    import pyarrow.compute as pc
+
     with ray_session(address, num_cpus=workers) as ray:
         started = time.perf_counter()
         n_workers = workers or cluster_cpus(ray)
@@ -293,9 +349,14 @@ def write_scores(
         rows = failed = 0
         for ref in scored.to_arrow_refs():
             block = ray.get(ref)
-            rows += block.num_rows
-            failed += block.num_rows - block["error"].null_count if block.num_rows else 0
+            if block.num_rows:
+                passed_over = block.filter(pc.is_valid(block["skip"]))["skip"].to_pylist()
+                for entry in passed_over:
+                    _log_skip(entry, skips)
+                rows += block.num_rows - len(passed_over)
+                failed += block.num_rows - block["error"].null_count  # a skip row has no error
             del block
+        scored = scored.map_batches(_without_skip_rows, batch_format="pyarrow")
         out_path = str(out.resolve())
         if out_format == "parquet":
             scored.write_parquet(out_path)

@@ -24,6 +24,7 @@ Four distributed passes, then an ordinary bundle:
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -84,36 +85,47 @@ def _read_schema():
             ("digest", pa.string()),
             ("truncated", pa.bool_()),
             ("error", pa.string()),
+            ("skip", pa.string()),  # a SkipLog entry (JSON): what reading passed over inside a file
         ]
     )
 
 
 def _read_labelled(batch, options: dict):
-    """Files in, one row per message: the extracted text, its label and digest (as ``load_labelled``)."""
+    """Files in, one row per message: the extracted text, its label and digest (as ``load_labelled``).
+
+    What reading passes over inside a file (a table with no rows, a corrupt compressed tail) becomes
+    one more row after the file's messages, with only ``key``, ``path`` and ``skip`` set: ``_kept``
+    logs it and drops it, as it drops unreadable messages.
+    """
     import pyarrow as pa
 
     from .dataset import message_digest
     from .extract import ExtractOptions, extract
-    from .sources import LabelledSource, iter_labelled
+    from .sources import SkipLog, iter_labelled, iter_labelled_file
 
     opts = ExtractOptions(**options)
     rows = {name: [] for name in _read_schema().names}
+    log = SkipLog()
+
+    def add(key, path, label=-1, text=None, digest=None, truncated=False, error=None, skip=None):
+        for name, value in zip(rows, (key, path, label, text, digest, truncated, error, skip)):
+            rows[name].append(value)
+
     for unit, source, label in zip(batch["unit"].to_pylist(), batch["source"].to_pylist(), batch["label"].to_pylist()):
-        src = LabelledSource(source, label) if label >= 0 else source
-        for n, item in enumerate(iter_labelled([src], opts.max_bytes, None, options)):
+        # label >= 0: a file of a labelled folder or of --spam/--ham, found by the driver's walk
+        items = iter_labelled_file(source, label, opts.max_bytes, log, options) if label >= 0 else iter_labelled([source], opts.max_bytes, log, options)
+        n = -1
+        for n, item in enumerate(items):
             text = digest = None
             if not item.error:
                 if item.text is not None:
                     text, digest = item.text, item.sha256 or hashlib.sha256(item.text.encode()).hexdigest()
                 else:
                     text, digest = extract(item.raw, opts), message_digest(item.raw)
-            rows["key"].append((unit << 32) | n)
-            rows["path"].append(item.path)
-            rows["label"].append(item.label)
-            rows["text"].append(text)
-            rows["digest"].append(digest)
-            rows["truncated"].append(bool(item.truncated))
-            rows["error"].append(item.error)
+            add((unit << 32) | n, item.path, item.label, text, digest, bool(item.truncated), item.error)
+        for n, entry in enumerate(log.skipped, start=n + 1):
+            add((unit << 32) | n, entry["path"], skip=json.dumps(entry))
+        log.skipped.clear()
     return pa.table(rows, schema=_read_schema())
 
 
@@ -123,7 +135,11 @@ def _kept(meta, skips):
 
     data = LabelledData(skips=skips)
     keys, seen = [], {}
-    for key, path, label, digest, truncated, error in zip(*(meta[c].to_pylist() for c in ("key", "path", "label", "digest", "truncated", "error"))):
+    columns = ("key", "path", "label", "digest", "truncated", "error", "skip")
+    for key, path, label, digest, truncated, error, skip in zip(*(meta[c].to_pylist() for c in columns)):
+        if skip is not None:
+            data.skips.add(**json.loads(skip))
+            continue
         if error:
             data.skips.add(path, f"unreadable: {error}")
             continue
@@ -526,7 +542,7 @@ def _train_on_ray(data, models_dir, config, overrides, force, workers, address, 
             override_num_blocks=max(1, -(-len(units) // _FILES_PER_BLOCK)),
         )
         messages = listing.map_batches(_read_labelled, fn_kwargs={"options": options}, batch_size=_FILES_PER_BLOCK, batch_format="pyarrow").materialize()
-        meta = messages.select_columns(["key", "path", "label", "digest", "truncated", "error"]).to_arrow_refs()
+        meta = messages.select_columns(["key", "path", "label", "digest", "truncated", "error", "skip"]).to_arrow_refs()
         import pyarrow as pa
 
         tables = [t for t in ray.get(meta) if t.num_rows]
@@ -534,7 +550,7 @@ def _train_on_ray(data, models_dir, config, overrides, force, workers, address, 
         keys, dataset = _kept(meta_table, skips)
         labels = dataset.y
         fit_idx, val_idx = split_for_training(dataset, cfg)
-        dropped = np.setdiff1d(meta_table["key"].to_numpy(), keys)  # unreadable and duplicates: few
+        dropped = np.setdiff1d(meta_table["key"].to_numpy(), keys)  # unreadable, duplicates and passed over: few
         kept = messages.map_batches(_select, fn_kwargs={"dropped": dropped}, batch_format="pyarrow").materialize()
 
         # 2. vocabulary and IDF by a distributed count

@@ -546,6 +546,15 @@ def iter_labelled(
             yield from _iter_path(dirs[label], _Read(max_bytes, skips, label, True, expect_extract))
 
 
+def iter_labelled_file(
+    path: str | Path, label: int, max_bytes: int, skips: SkipLog | None = None, expect_extract: dict | None = None
+) -> Iterator[Item]:
+    """The messages of one file that a walk of a labelled folder found, as :func:`iter_labelled` reads
+    them there: every message gets ``label``, and a file that is gone or unreadable by now (a dangling
+    link, a file deleted since) yields its error Item instead of failing the whole read."""
+    yield from _iter_file(Path(path), _Read(max_bytes, skips, label, True, expect_extract))
+
+
 def iter_inputs(inputs: Iterable[str | Path], max_bytes: int, skips: SkipLog | None = None) -> Iterator[Item]:
     """Unlabelled messages for ``predict``: every message in each input, in a stable order.
 

@@ -6,6 +6,7 @@ training must give the vocabulary local training fits and a bundle local ``predi
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -41,7 +42,8 @@ def ray_local(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, sample):
-    """Sample spam plus a folder of awkward inputs: hidden, backup, dangling link, an mbox, a CSV; and a missing path."""
+    """Sample spam plus a folder of awkward inputs: hidden, backup, dangling link, an mbox, a CSV, a CSV with
+    no rows, a truncated gzip mbox (both logged while reading, on the worker); and a missing path."""
     extra = tmp_path_factory.mktemp("extra")
     hams = sorted((sample / "ham").iterdir())[:3]
     shutil.copy(hams[0], extra / "plain.eml")
@@ -50,6 +52,9 @@ def inputs(tmp_path_factory, sample):
     (extra / "gone.eml").symlink_to(extra / "nowhere")
     (extra / "box.mbox").write_bytes(b"".join(b"From someone@example.com Mon Jan  1 00:00:00 2024\n" + h.read_bytes() + b"\n" for h in hams))
     (extra / "table.csv").write_text('text\n"Subject: cheap pills\n\nbuy now"\n"Subject: lunch\n\nsee you at noon"\n')
+    (extra / "empty.csv").write_text("text\n")
+    packed = gzip.compress(b"".join(b"From someone@example.com Mon Jan  1 00:00:00 2024\n" + h.read_bytes() + b"\n" for h in hams))
+    (extra / "cut.mbox.gz").write_bytes(packed[: len(packed) * 3 // 4])
     return [str(sample / "spam"), str(extra), str(extra / "missing.eml")]
 
 
@@ -78,6 +83,9 @@ def test_rows_equal_local_predict(ray_local, smoke_models, inputs):
     errors = {Path(r["path"]).name for r in got if r["error"]}
     assert errors == {"gone.eml", "missing.eml"}
     assert sorted(e["path"] for e in skips.skipped) == sorted(e["path"] for e in local_skips.skipped)
+    # what the workers passed over while reading reaches the caller's log too, with the same reasons
+    assert skips.counts() == local_skips.counts() and "csv file with no rows" in skips.counts()
+    assert any(r.startswith("corrupt gzip data after") for r in skips.counts())
 
 
 def test_killed_worker_still_one_row_per_input(ray_local, smoke_models, sample):
@@ -100,6 +108,7 @@ def test_cli_writes_parquet_and_jsonl(ray_local, smoke_models, inputs, tmp_path)
     assert result.exit_code == 3, result.output  # two inputs could not be read
     summary = json.loads(result.stdout)
     assert (summary["rows"], summary["failed"], summary["format"]) == (len(want), 2, "parquet")
+    assert "csv file with no rows" in result.stderr  # passed over on a worker, still in the summary line
     table = pads.dataset(str(out), format="parquet").to_table()
     assert table.column_names == ["path", "score", "label", "error"]
     assert_same_rows(sorted(table.to_pylist(), key=lambda r: r["path"]), sorted(want, key=lambda r: r["path"]))
@@ -243,3 +252,38 @@ def test_without_ray_one_line_error(smoke_models, sample, tmp_path):
         assert out.returncode == 1, out.stderr
         assert out.stdout == ""
         assert out.stderr.strip() == "Error: --engine ray needs Ray: pip install 'spamclf[ray]'"
+
+
+def test_distributed_reading_logs_what_it_passes_over_as_local_training_does(sample, tmp_path):
+    # The read stage (_read_labelled, run by Ray tasks) and its replay (_kept), called directly: the
+    # same messages kept, and the same skip log, as load_labelled's, for a table with no rows, a
+    # truncated gzip mbox, an unreadable link and an exact duplicate.
+    import pyarrow as pa
+
+    from spamclf.config import load_config
+    from spamclf.dataset import load_labelled
+    from spamclf.extract import ExtractOptions
+    from spamclf.ray_training import _kept, _read_labelled, list_labelled_files
+
+    data = tmp_path / "data"
+    spams, hams = sorted((sample / "spam").iterdir())[:3], sorted((sample / "ham").iterdir())[:4]
+    for label, files in (("spam", spams), ("ham", hams)):
+        (data / label).mkdir(parents=True)
+        for f in files:
+            shutil.copy(f, data / label / f.name)
+    shutil.copy(hams[0], data / "ham" / "again.eml")
+    (data / "ham" / "empty.csv").write_text("text\n")
+    (data / "ham" / "gone.eml").symlink_to(data / "nowhere")
+    packed = gzip.compress(b"".join(b"From someone@example.com Mon Jan  1 00:00:00 2024\n" + h.read_bytes() + b"\n" for h in hams[1:]))
+    (data / "spam" / "cut.mbox.gz").write_bytes(packed[: len(packed) * 3 // 4])
+
+    options = ExtractOptions.from_config(load_config())
+    local = load_labelled([str(data)], options, progress=False, jobs=1)
+    skips = SkipLog()
+    units = list_labelled_files([str(data)], skips)
+    batch = pa.table({"unit": list(range(len(units))), "source": [s for s, _ in units], "label": [label for _, label in units]})
+    keys, distributed = _kept(_read_labelled(batch, options.__dict__), skips)
+    assert distributed.paths == local.paths and distributed.labels == local.labels and len(keys) == len(local)
+    assert skips.skipped == local.skips.skipped
+    assert {"csv file with no rows", "exact duplicate (the first copy is kept)"} <= set(skips.counts())
+    assert any(r.startswith("corrupt gzip data after") for r in skips.counts()) and any(r.startswith("unreadable") for r in skips.counts())
