@@ -19,6 +19,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import click  # noqa: E402
 
 from . import __version__  # noqa: E402
+from .display import printable  # noqa: E402
 from .errors import SpamclfError  # noqa: E402
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -31,7 +32,7 @@ class SpamclfGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SpamclfError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {printable(str(exc))}", err=True)  # one line, whatever names it quotes
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
@@ -158,7 +159,7 @@ def preprocess(data, out, test_size, seed, config_path, overrides, jobs, quiet):
     stats = run(list(data), out, test_size=test_size, seed=seed, options=options, progress=not quiet, jobs=jobs)
     skipped = stats.pop("skipped_messages")
     for entry in skipped:
-        click.echo(f"skipped {entry['path']}: {entry['reason']}", err=True)
+        click.echo(f"skipped {printable(entry['path'])}: {printable(entry['reason'])}", err=True)
     click.echo(json.dumps(stats, indent=2))
 
 
@@ -200,7 +201,7 @@ def train(data, models_dir, config_path, overrides, force, engine, workers, addr
     summary = run(list(data), models_dir, config=config_path, overrides=overrides, force=force, progress=not quiet)
     skipped = summary["data"].pop("skipped_messages")
     for entry in skipped:
-        click.echo(f"skipped {entry['path']}: {entry['reason']}", err=True)
+        click.echo(f"skipped {printable(entry['path'])}: {printable(entry['reason'])}", err=True)
     summary.pop("history")
     click.echo(json.dumps(summary, indent=2))
 
@@ -325,7 +326,7 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
         options = FilterOptions(threshold, ham_cutoff, header_prefix, exit_zero)
         result = filter_stream(models_dir, sys.stdin.buffer, sys.stdout.buffer, options)
         if result.error:
-            click.echo(f"Error: {result.error}", err=True)
+            click.echo(f"Error: {printable(result.error)}", err=True)
         ctx.exit(result.exit_code)
 
     from .output import write_predictions

@@ -6,6 +6,7 @@ import csv
 import json
 from typing import IO, Iterable
 
+from .display import printable
 from .prediction import Prediction
 
 FORMATS = ("table", "csv", "jsonl")
@@ -42,9 +43,9 @@ def write_predictions(rows: Iterable[Prediction], fmt: str, out: IO[str], explai
                 d.update(spam_tokens=_tokens(row.explanation, "spam"), ham_tokens=_tokens(row.explanation, "ham"))
             writer.writerow(d)
         elif row.error:
-            out.write(f"{'ERROR':<6} {'-':>8}  {row.path}  ({row.error})\n")
+            out.write(f"{'ERROR':<6} {'-':>8}  {printable(row.path)}  ({printable(row.error)})\n")
         else:
-            out.write(f"{row.label:<6} {row.score:>8.4f}  {row.path}\n")
+            out.write(f"{row.label:<6} {row.score:>8.4f}  {printable(row.path)}\n")
             if explain and row.explanation is not None:
                 out.write(f"{'':<17}spam: {_tokens(row.explanation, 'spam') or '-'}\n")
                 out.write(f"{'':<17}ham:  {_tokens(row.explanation, 'ham') or '-'}\n")

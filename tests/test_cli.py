@@ -222,3 +222,21 @@ def test_program_leaving_without_teardown_keeps_status_output_and_exit_handlers(
         assert json.loads(proc.stdout)["verified"] is True
     else:
         assert "Error:" in proc.stderr
+
+
+def test_hostile_file_names_keep_the_table_and_the_log_one_line_each(smoke_models, sample, tmp_path):
+    # A newline or a terminal escape in a file name: escaped in the table and on stderr, exact in CSV.
+    spam = sorted((sample / "spam").iterdir())[0].read_bytes()
+    names = ["new\nline.eml", "red\x1b[31m.eml", "plain.eml"]
+    for name in names:
+        (tmp_path / name).write_bytes(spam)
+    table = run("predict", "--models", str(smoke_models), str(tmp_path))
+    lines = table.stdout.splitlines()
+    assert table.exit_code == 0 and len(lines) == 1 + len(names)
+    assert all(line.startswith("spam ") for line in lines[1:])
+    assert any(line.endswith(f"{tmp_path}/new\\nline.eml") for line in lines) and "\x1b" not in table.stdout
+    rows = run("predict", "--models", str(smoke_models), "--format", "jsonl", str(tmp_path)).stdout.splitlines()
+    assert sorted(json.loads(r)["path"] for r in rows) == sorted(str(tmp_path / n) for n in names)
+    missing = run("predict", "--models", str(tmp_path / "no\nsuch"), str(tmp_path))
+    assert missing.exit_code == 3 and missing.stderr.startswith("Error: ") and len(missing.stderr.splitlines()) == 1
+    assert "no\\nsuch" in missing.stderr
