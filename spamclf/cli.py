@@ -230,13 +230,16 @@ def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, jobs,
     """Measure a trained filter on labelled mail.
 
     Reports accuracy, precision, recall, F1, ROC AUC, the false-positive rate (ham marked
-    spam) and the confusion matrix.
+    spam) and the confusion matrix. Mail of one class alone works too: a folder of spam gives
+    the share caught (recall), a folder of ham the share marked spam; what needs the other
+    class is n/a (null in JSON).
 
     \b
     Example:
       spamclf evaluate --models models/demo --data work/split/test.jsonl
       spamclf evaluate --models models/demo --data data/sample --json
       spamclf evaluate --models models/demo --data test.jsonl --target-fpr 0.001 --report work/report
+      spamclf evaluate --models models/demo --spam ~/Mail/junk
     """
     from .evaluation import evaluate as run
     from .output import format_metrics

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .dataset import load_labelled, require_trainable
+import numpy as np
+
+from .dataset import load_labelled
+from .errors import DataError
 from .metrics import classification_metrics, threshold_for_fpr
 from .prediction import Classifier
 
@@ -20,15 +23,21 @@ def evaluate(
 ) -> dict:
     """Metrics of the bundle in ``models_dir`` on labelled ``data``, at its saved threshold unless given one.
 
+    ``data`` may hold one class only: a folder of spam gives the share caught (recall), a folder of
+    ham the share marked spam (false-positive rate); what needs the other class is None.
+
     ``target_fpr``: also find the threshold that keeps the false-positive rate on this data at
     most that (``at_target_fpr`` in the result). ``report_dir``: write the full report there.
     """
     clf = Classifier.load(models_dir)
     # The workers extract and tokenise; this process only multiplies the rows through the network.
     dataset = load_labelled(data, clf.options, progress=progress, dedupe=False, jobs=jobs, features=clf.features, rows=True)
-    require_trainable(dataset, "evaluation")
-    scores = clf.score_rows(dataset.row_matrix())
+    if len(dataset) == 0:
+        raise DataError("no messages to evaluate: the data sources hold no readable messages")
     y = dataset.y
+    if target_fpr is not None and not np.any(y == 0):
+        raise DataError(f"--target-fpr needs ham messages to measure false positives on; found none ({dataset.counts()})")
+    scores = clf.score_rows(dataset.row_matrix())
     result = classification_metrics(y, scores, clf.threshold if threshold is None else threshold)
     if target_fpr is not None:
         t = threshold_for_fpr(y, scores, target_fpr)

@@ -33,24 +33,35 @@ def _ratio(num: float, den: float) -> float:
     return float(num / den) if den else 0.0
 
 
+def _ratio_or_none(num: float, den: float) -> float | None:
+    return float(num / den) if den else None
+
+
 def classification_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
-    """Accuracy, precision, recall, F1, ROC AUC, false-positive rate and the confusion matrix at ``threshold``."""
+    """Accuracy, precision, recall, F1, ROC AUC, false-positive rate and the confusion matrix at ``threshold``.
+
+    With both classes present, a ratio with nothing to count (precision when nothing is marked spam)
+    is 0. With one class only -- a folder of spam, to see how much of it is caught, or of ham, to
+    see how much is lost -- what needs the other class is None: no spam, no recall, false-negative
+    rate, F1 or ROC AUC; no ham, no false-positive rate or ROC AUC.
+    """
     y_true = np.asarray(y_true).astype(int)
     scores = np.asarray(scores, dtype=np.float64)
     y_pred = (scores >= threshold).astype(int)
     (tn, fp), (fn, tp) = confusion(y_true, y_pred)
-    precision = _ratio(tp, tp + fp)
-    recall = _ratio(tp, tp + fn)
+    ratio = _ratio if (tp + fn) and (tn + fp) else _ratio_or_none
+    precision = ratio(tp, tp + fp)
+    recall = ratio(tp, tp + fn)
     return {
         "n": int(len(y_true)),
         "threshold": float(threshold),
         "accuracy": _ratio(tp + tn, len(y_true)),
         "precision": precision,
         "recall": recall,
-        "f1": _ratio(2 * precision * recall, precision + recall),
+        "f1": None if precision is None or recall is None else _ratio(2 * precision * recall, precision + recall),
         "roc_auc": roc_auc(y_true, scores),
-        "false_positive_rate": _ratio(fp, fp + tn),
-        "false_negative_rate": _ratio(fn, fn + tp),
+        "false_positive_rate": ratio(fp, fp + tn),
+        "false_negative_rate": ratio(fn, fn + tp),
         "confusion_matrix": [[tn, fp], [fn, tp]],
     }
 

@@ -55,16 +55,20 @@ def write_predictions(rows: Iterable[Prediction], fmt: str, out: IO[str], explai
 def format_metrics(m: dict) -> str:
     """A readable table of evaluation metrics and the confusion matrix."""
     (tn, fp), (fn, tp) = m["confusion_matrix"]
-    auc = "n/a" if m.get("roc_auc") is None else f"{m['roc_auc']:.4f}"
+    missing = "no ham" if tn + fp == 0 else "no spam" if tp + fn == 0 else "one class"
+
+    def value(key: str) -> str:  # None: the data has one class, and this needs the other
+        return f"n/a ({missing})" if m.get(key) is None else f"{m[key]:.4f}"
+
     lines = [
         f"messages             {m['n']}",
         f"threshold            {m['threshold']:.4f}",
         f"accuracy             {m['accuracy']:.4f}",
-        f"precision            {m['precision']:.4f}",
-        f"recall               {m['recall']:.4f}",
-        f"f1                   {m['f1']:.4f}",
-        f"roc_auc              {auc}",
-        f"false_positive_rate  {m['false_positive_rate']:.4f}  (ham marked spam)",
+        f"precision            {value('precision')}",
+        f"recall               {value('recall')}  (spam caught)",
+        f"f1                   {value('f1')}",
+        f"roc_auc              {value('roc_auc')}",
+        f"false_positive_rate  {value('false_positive_rate')}  (ham marked spam)",
         "",
         "confusion matrix     predicted ham  predicted spam",
         f"  actual ham         {tn:>13}  {fp:>14}",

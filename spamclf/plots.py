@@ -69,7 +69,7 @@ def _save(plt, fig, ax, title: str, path: Path, xlabel: str, ylabel: str | None 
 def evaluation_plots(y_true, scores, threshold: float, folder: Path) -> dict[str, str]:
     """ROC, precision-recall, score histograms per class and metrics against threshold, as PNG files.
 
-    Returns {plot name: file name}.
+    With one class only, the score histogram alone: the curves need both. Returns {plot name: file name}.
     """
     import numpy as np
 
@@ -84,6 +84,10 @@ def evaluation_plots(y_true, scores, threshold: float, folder: Path) -> dict[str
         "histogram": "score_histogram.png",
         "thresholds": "metrics_by_threshold.png",
     }
+    if not (np.any(y_true == 0) and np.any(y_true == 1)):
+        files = {"histogram": files["histogram"]}
+        _histogram(plt, y_true, scores, threshold, folder / files["histogram"])
+        return files
 
     fpr, tpr, _ = roc_points(y_true, scores)
     fig, ax = plt.subplots(figsize=(5, 5))
@@ -96,12 +100,7 @@ def evaluation_plots(y_true, scores, threshold: float, folder: Path) -> dict[str
     ax.plot(recall, precision, lw=2)
     _save(plt, fig, ax, "Precision-recall curve", folder / files["pr"], "recall", "precision")
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    bins = np.linspace(0, 1, 41)
-    ax.hist(scores[y_true == 0], bins=bins, alpha=0.6, label="ham", log=True)
-    ax.hist(scores[y_true == 1], bins=bins, alpha=0.6, label="spam", log=True)
-    ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.3f}")
-    _save(plt, fig, ax, "Scores per class", folder / files["histogram"], "spam probability", "messages (log scale)", legend=True)
+    _histogram(plt, y_true, scores, threshold, folder / files["histogram"])
 
     grid = np.linspace(0.0, 1.0, 101)
     curves = metrics_by_threshold(y_true, scores, grid)
@@ -111,3 +110,15 @@ def evaluation_plots(y_true, scores, threshold: float, folder: Path) -> dict[str
     ax.axvline(threshold, color="k", ls="--", label="threshold")
     _save(plt, fig, ax, "Metrics against threshold", folder / files["thresholds"], "threshold", legend=True)
     return files
+
+
+def _histogram(plt, y_true, scores, threshold: float, path: Path) -> None:
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bins = np.linspace(0, 1, 41)
+    for code, name in ((0, "ham"), (1, "spam")):
+        if np.any(y_true == code):
+            ax.hist(scores[y_true == code], bins=bins, alpha=0.6, label=name, log=True)
+    ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.3f}")
+    _save(plt, fig, ax, "Scores per class", path, "spam probability", "messages (log scale)", legend=True)

@@ -52,6 +52,8 @@ def _html(metrics: dict, wrong: list[dict], plots: dict[str, str]) -> str:
     )
     more = f"<p>{len(wrong) - len(shown)} more in {MISCLASSIFIED_FILE}.</p>" if len(wrong) > len(shown) else ""
     images = "".join(f'<figure><img src="{esc(f)}" alt="{esc(name)}"></figure>' for name, f in plots.items())
+    if "roc" not in plots:
+        images += "<p>The data holds one class only: the ROC, precision-recall and threshold curves need both classes.</p>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>spamclf evaluation</title>
 <style>body{{font-family:sans-serif;max-width:70em;margin:2em auto}}table{{border-collapse:collapse}}

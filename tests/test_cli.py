@@ -158,11 +158,40 @@ def test_wrong_data_is_a_one_line_error(command, tmp_path, sample, smoke_models,
         (tmp_path / "does-not-exist", "does not exist"),
         (unlabelled, "no spam/ and ham/ subfolder"),
         (empty, "no messages"),
-        (one_class, "found no ham"),
         (unlabelled / "msg.eml", "not one written by 'spamclf preprocess'"),
     ]
+    if command != "evaluate":  # evaluate measures one class alone (test_evaluate_on_one_class)
+        cases.append((one_class, "found no ham"))
     for data, message in cases:
         _one_line_error(run(command, "--data", data, *extra), 1, message)
+
+
+def test_evaluate_on_one_class(tmp_path, sample, smoke_models, one_class):
+    # A folder of spam only: how much of it is caught; of ham only: how much is marked spam.
+    spam = run("evaluate", "--models", smoke_models, "--data", one_class, "--json", "-q", "--report", tmp_path / "r")
+    assert spam.exit_code == 0, spam.output
+    m = json.loads(spam.stdout)
+    (tn, fp), (fn, tp) = m["confusion_matrix"]
+    assert tn == fp == 0 and tp + fn == m["n"] > 0
+    assert m["recall"] == m["accuracy"] == tp / m["n"] and m["false_negative_rate"] == fn / m["n"]
+    assert m["false_positive_rate"] is None and m["roc_auc"] is None
+    report = tmp_path / "r"
+    assert sorted(p.name for p in report.glob("*.png")) == ["score_histogram.png"]  # the curves need both classes
+    assert "need both classes" in (report / "report.html").read_text()
+    table = run("evaluate", "--models", smoke_models, "--data", one_class, "-q")
+    assert "false_positive_rate  n/a (no ham)" in table.stdout and "roc_auc              n/a (no ham)" in table.stdout
+
+    ham = tmp_path / "ham-only"
+    (ham / "ham").mkdir(parents=True)
+    (ham / "spam").mkdir()
+    for src in sorted((sample / "ham").iterdir())[:30]:
+        (ham / "ham" / src.name).write_bytes(src.read_bytes())
+    m = json.loads(run("evaluate", "--models", smoke_models, "--data", ham, "--json", "-q").stdout)
+    (tn, fp), _ = m["confusion_matrix"]
+    assert m["false_positive_rate"] == fp / 30 and tn + fp == 30
+    assert m["recall"] is None and m["false_negative_rate"] is None and m["f1"] is None
+
+    _one_line_error(run("evaluate", "--models", smoke_models, "--data", one_class, "--target-fpr", "0.01"), 1, "needs ham messages")
 
 
 def test_unknown_config_key_is_a_one_line_error(tmp_path, sample):

@@ -46,3 +46,18 @@ def test_threshold_for_fpr_meets_target(scored, target):
     below = ham[ham < t]
     if below.size:
         assert np.mean(ham >= below.max()) > target
+
+
+def test_one_class_gives_what_it_can_measure_and_none_for_the_rest():
+    spam_only = classification_metrics(np.array([1, 1, 1, 1]), np.array([0.9, 0.2, 0.8, 0.7]), 0.5)
+    assert spam_only["recall"] == spam_only["accuracy"] == 0.75 and spam_only["false_negative_rate"] == 0.25
+    assert spam_only["precision"] == 1.0 and spam_only["f1"] == pytest.approx(2 * 0.75 / 1.75)
+    assert spam_only["false_positive_rate"] is None and spam_only["roc_auc"] is None
+    ham_only = classification_metrics(np.array([0, 0, 0, 0]), np.array([0.9, 0.1, 0.2, 0.3]), 0.5)
+    assert ham_only["false_positive_rate"] == 0.25 and ham_only["accuracy"] == 0.75
+    assert ham_only["precision"] == 0.0  # one message marked spam, and it was ham
+    assert ham_only["recall"] is None and ham_only["false_negative_rate"] is None and ham_only["f1"] is None
+    none_marked = classification_metrics(np.array([0, 0, 0]), np.array([0.1, 0.2, 0.3]), 0.5)
+    assert none_marked["precision"] is None and none_marked["false_positive_rate"] == 0.0
+    both = classification_metrics(np.array([0, 1]), np.array([0.1, 0.2]), 0.5)  # both classes: 0/0 stays 0
+    assert both["precision"] == 0.0 and both["recall"] == 0.0 and both["f1"] == 0.0
