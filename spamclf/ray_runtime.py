@@ -7,6 +7,7 @@ in spamclf imports them, so ``predict`` and ``train`` on the local engine never 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from contextlib import contextmanager
@@ -108,3 +109,17 @@ def _errors_to_stderr():
 def cluster_cpus(ray) -> int:
     """CPUs the joined runtime offers (at least 1)."""
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def skip_entries(log) -> list[tuple[str, str]]:
+    """``(path, entry as JSON)`` for each entry of the SkipLog ``log``, which is then emptied: how a Ray
+    worker sends back, in rows of their own, what reading passed over inside a file."""
+    entries = [(entry["path"], json.dumps(entry)) for entry in log.skipped]
+    log.skipped.clear()
+    return entries
+
+
+def log_skip_entry(entry: str, skips) -> None:
+    """An entry from :func:`skip_entries` into the driver's SkipLog ``skips`` (None: dropped)."""
+    if skips is not None:
+        skips.add(**json.loads(entry))

@@ -18,14 +18,13 @@ the same path on every node (shared storage), as for ``ray.data.read_binary_file
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from .errors import SpamclfError
-from .ray_runtime import cluster_cpus, import_ray, ray_session
+from .ray_runtime import cluster_cpus, import_ray, log_skip_entry, ray_session, skip_entries
 
 # Test hook: a worker that finds this file deletes it and dies before returning its batch,
 # once per file (unlinking is atomic), so tests can kill a worker mid-run without mocks.
@@ -99,9 +98,8 @@ class _ReadFiles:
         for source in batch["source"].to_pylist():
             for item in iter_inputs([source], self.max_bytes, log if self.skips else None):
                 add(item.path, item.raw, item.text, item.error)
-            for entry in log.skipped:  # logged once the file's last message was read
-                add(entry["path"], skip=json.dumps(entry))
-            log.skipped.clear()
+            for path, entry in skip_entries(log):  # logged once the file's last message was read
+                add(path, skip=entry)
         if not self.skips:
             del rows["skip"]
             return pa.table(rows, schema=_message_schema())
@@ -114,12 +112,7 @@ def _split_skips(rows: Iterable[dict], skips) -> Iterator[dict]:
         if row.get("skip") is None:
             yield row
         else:
-            _log_skip(row["skip"], skips)
-
-
-def _log_skip(entry: str, skips) -> None:
-    if skips is not None:
-        skips.add(**json.loads(entry))
+            log_skip_entry(row["skip"], skips)
 
 
 class _Score:
@@ -352,7 +345,7 @@ def write_scores(
             if block.num_rows:
                 passed_over = block.filter(pc.is_valid(block["skip"]))["skip"].to_pylist()
                 for entry in passed_over:
-                    _log_skip(entry, skips)
+                    log_skip_entry(entry, skips)
                 rows += block.num_rows - len(passed_over)
                 failed += block.num_rows - block["error"].null_count  # a skip row has no error
             del block

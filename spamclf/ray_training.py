@@ -24,7 +24,6 @@ Four distributed passes, then an ordinary bundle:
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ import scipy.sparse as sp
 
 from .errors import DataError, SpamclfError
 from .network import _Trainer  # TensorFlow-free until used: it imports TF lazily
-from .ray_runtime import import_ray, ray_session
+from .ray_runtime import import_ray, log_skip_entry, ray_session, skip_entries
 
 _FILES_PER_BLOCK = 64
 
@@ -123,9 +122,8 @@ def _read_labelled(batch, options: dict):
                 else:
                     text, digest = extract(item.raw, opts), message_digest(item.raw)
             add((unit << 32) | n, item.path, item.label, text, digest, bool(item.truncated), item.error)
-        for n, entry in enumerate(log.skipped, start=n + 1):
-            add((unit << 32) | n, entry["path"], skip=json.dumps(entry))
-        log.skipped.clear()
+        for n, (path, entry) in enumerate(skip_entries(log), start=n + 1):
+            add((unit << 32) | n, path, skip=entry)
     return pa.table(rows, schema=_read_schema())
 
 
@@ -138,7 +136,7 @@ def _kept(meta, skips):
     columns = ("key", "path", "label", "digest", "truncated", "error", "skip")
     for key, path, label, digest, truncated, error, skip in zip(*(meta[c].to_pylist() for c in columns)):
         if skip is not None:
-            data.skips.add(**json.loads(skip))
+            log_skip_entry(skip, data.skips)
             continue
         if error:
             data.skips.add(path, f"unreadable: {error}")
