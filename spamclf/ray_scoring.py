@@ -132,12 +132,13 @@ class _Score:
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        from .prediction import Prediction
         from .sources import Item
 
-        passed_over = []
+        read = None  # (path, skip) of every row read, skip rows included
         if self.max_bytes is not None:  # a batch of files: read them here, in the same worker
             batch = _ReadFiles(self.max_bytes, skips=True)(batch)
-            passed_over = [(i, path, skip) for i, (path, skip) in enumerate(zip(batch["path"].to_pylist(), batch["skip"].to_pylist())) if skip is not None]
+            read = list(zip(batch["path"].to_pylist(), batch["skip"].to_pylist()))
             batch = batch.filter(pc.is_null(batch["skip"]))
         paths = batch[self.path_column].to_pylist()
         raws = batch[self.bytes_column].to_pylist()
@@ -151,19 +152,19 @@ class _Score:
         rows = list(self.clf.predict_items(items, self.threshold, batch_size=max(1, len(items)), ham_cutoff=self.ham_cutoff))
         self.calls += 1
         _maybe_crash(self.calls)
-        columns = {
-            "path": [r.path for r in rows],
-            "score": [r.score for r in rows],
-            "label": [r.label for r in rows],
-            "error": [r.error for r in rows],
-        }
-        if self.max_bytes is None:
-            return pa.table(columns, schema=_schema())
-        columns["skip"] = [None] * len(rows)
-        for i, path, skip in passed_over:  # back where reading met them (i counts the skip rows before it)
-            for key, value in (("path", path), ("score", None), ("label", None), ("error", None), ("skip", skip)):
-                columns[key].insert(i, value)
-        return pa.table(columns, schema=_with_skip(_schema()))
+        if read is None:
+            return _rows_table(rows)
+        scored = iter(rows)  # one per message, in order: the skip rows go back between them
+        rows = [next(scored) if skip is None else Prediction(path, None, None) for path, skip in read]
+        return _rows_table(rows).append_column("skip", pa.array([skip for _, skip in read], pa.string()))
+
+
+def _rows_table(rows):
+    """Prediction rows as a ``path, score, label, error`` table."""
+    import pyarrow as pa
+
+    columns = {key: [getattr(r, key) for r in rows] for key in _schema().names}
+    return pa.table(columns, schema=_schema())
 
 
 def score_dataset(
