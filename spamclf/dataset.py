@@ -191,10 +191,15 @@ def _kept_items(items: Iterable[Item], data: LabelledData, dedupe: bool) -> Iter
         yield item, digest
 
 
-def require_trainable(data: LabelledData, what: str = "training") -> None:
-    """Refuse data a classifier cannot learn from: empty, or a single class."""
+def require_messages(data: LabelledData, what: str) -> None:
+    """Refuse data with no readable message in it."""
     if len(data) == 0:
         raise DataError(f"no messages to use for {what}: the data sources hold no readable messages")
+
+
+def require_trainable(data: LabelledData, what: str = "training") -> None:
+    """Refuse data a classifier cannot learn from: empty, or a single class."""
+    require_messages(data, what)
     counts = data.counts()
     missing = [name for name, n in counts.items() if n == 0]
     if missing:

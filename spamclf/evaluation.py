@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import load_labelled
+from .dataset import load_labelled, require_messages
 from .errors import DataError
 from .metrics import classification_metrics, threshold_for_fpr
 from .prediction import Classifier
@@ -32,8 +32,7 @@ def evaluate(
     clf = Classifier.load(models_dir)
     # The workers extract and tokenise; this process only multiplies the rows through the network.
     dataset = load_labelled(data, clf.options, progress=progress, dedupe=False, jobs=jobs, features=clf.features, rows=True)
-    if len(dataset) == 0:
-        raise DataError("no messages to evaluate: the data sources hold no readable messages")
+    require_messages(dataset, "evaluation")  # one class alone is measured too
     y = dataset.y
     if target_fpr is not None and not np.any(y == 0):
         raise DataError(f"--target-fpr needs ham messages to measure false positives on; found none ({dataset.counts()})")
