@@ -40,6 +40,17 @@ def ray_local(tmp_path_factory):
     os.environ.pop(ray_scoring.CRASH_MARKER_ENV, None)
 
 
+def mbox(files) -> bytes:
+    """The messages of ``files`` as one mbox, each after an envelope line."""
+    return b"".join(b"From someone@example.com Mon Jan  1 00:00:00 2024\n" + f.read_bytes() + b"\n" for f in files)
+
+
+def cut_gzip(data: bytes) -> bytes:
+    """``data`` gzipped and cut after three quarters: a truncated archive."""
+    packed = gzip.compress(data)
+    return packed[: len(packed) * 3 // 4]
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, sample):
     """Sample spam plus a folder of awkward inputs: hidden, backup, dangling link, an mbox, a CSV, a CSV with
@@ -50,11 +61,10 @@ def inputs(tmp_path_factory, sample):
     shutil.copy(hams[1], extra / ".hidden.eml")
     shutil.copy(hams[1], extra / "draft.eml~")
     (extra / "gone.eml").symlink_to(extra / "nowhere")
-    (extra / "box.mbox").write_bytes(b"".join(b"From someone@example.com Mon Jan  1 00:00:00 2024\n" + h.read_bytes() + b"\n" for h in hams))
+    (extra / "box.mbox").write_bytes(mbox(hams))
     (extra / "table.csv").write_text('text\n"Subject: cheap pills\n\nbuy now"\n"Subject: lunch\n\nsee you at noon"\n')
     (extra / "empty.csv").write_text("text\n")
-    packed = gzip.compress(b"".join(b"From someone@example.com Mon Jan  1 00:00:00 2024\n" + h.read_bytes() + b"\n" for h in hams))
-    (extra / "cut.mbox.gz").write_bytes(packed[: len(packed) * 3 // 4])
+    (extra / "cut.mbox.gz").write_bytes(cut_gzip(mbox(hams)))
     return [str(sample / "spam"), str(extra), str(extra / "missing.eml")]
 
 
@@ -274,8 +284,7 @@ def test_distributed_reading_logs_what_it_passes_over_as_local_training_does(sam
     shutil.copy(hams[0], data / "ham" / "again.eml")
     (data / "ham" / "empty.csv").write_text("text\n")
     (data / "ham" / "gone.eml").symlink_to(data / "nowhere")
-    packed = gzip.compress(b"".join(b"From someone@example.com Mon Jan  1 00:00:00 2024\n" + h.read_bytes() + b"\n" for h in hams[1:]))
-    (data / "spam" / "cut.mbox.gz").write_bytes(packed[: len(packed) * 3 // 4])
+    (data / "spam" / "cut.mbox.gz").write_bytes(cut_gzip(mbox(hams[1:])))
 
     options = ExtractOptions.from_config(load_config())
     local = load_labelled([str(data)], options, progress=False, jobs=1)
