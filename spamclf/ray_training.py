@@ -361,7 +361,22 @@ def _shard(name: str, n_features: int):
 
 
 def _train_loop(loop: dict) -> None:
-    """Ray Train's ``train_loop_per_worker``: one replica of synchronous data-parallel training."""
+    """Ray Train's ``train_loop_per_worker``: one replica of synchronous data-parallel training.
+
+    TensorFlow's autograph writes the code it generates for the compiled step as files in the
+    temporary folder and removes them at exit; Ray ends its Train workers without running exit
+    handlers, so every run would leave a dozen ``__autograph_generated_file*.py`` in ``/tmp``.
+    The worker's temporary files go to a folder of its own, removed when the loop ends.
+    """
+    with tempfile.TemporaryDirectory(prefix="spamclf-ray-worker-") as folder:
+        before, tempfile.tempdir = tempfile.tempdir, folder
+        try:
+            _replica_training(loop)
+        finally:
+            tempfile.tempdir = before
+
+
+def _replica_training(loop: dict) -> None:
     import json
 
     from ray import train

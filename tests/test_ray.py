@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -192,8 +193,12 @@ def test_train_two_workers_gives_a_bundle_local_predict_loads(ray_local, smoke_m
     # replicas must agree when to stop, and the bundle must hold the best epoch's weights.
     stopping = ["--set", "train.early_stopping=true", "--set", "train.learning_rate=0.05", "--set", "train.epochs=12"]
     args = ["train", "--data", str(sample), "--models", str(out), "--config", str(smoke_config), "--engine", "ray", "--workers", "2", "-q", *stopping]
+    generated = set(Path(tempfile.gettempdir()).glob("__autograph_generated_file*"))
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
+    # Ray ends its Train workers without exit handlers: what TensorFlow wrote to the temporary
+    # folder for their compiled steps must not outlive the run.
+    assert set(Path(tempfile.gettempdir()).glob("__autograph_generated_file*")) <= generated
     summary = json.loads(result.stdout)
     assert summary["engine"]["workers"] == 2
     verify(out)
