@@ -340,7 +340,8 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
     skips = SkipLog()
     rows = clf.predict(inputs, threshold=threshold, skips=skips, explain=explain, ham_cutoff=ham_cutoff, jobs=jobs)
     counts = write_predictions(rows, fmt, sys.stdout, explain=bool(explain))
-    note = f", {skips.summary()}" if skips.skipped else ""
+    note = f", {counts['truncated']} cut at {clf.options.max_bytes} bytes (extract.max_bytes)" if counts["truncated"] else ""
+    note += f", {skips.summary()}" if skips.skipped else ""
     click.echo(f"{counts['scored']} scored, {counts['failed']} failed{note}", err=True)
     if counts["failed"]:
         sys.exit(3)

@@ -49,6 +49,7 @@ def evaluate(
             "accuracy": at["accuracy"],
         }
     result["skipped"] = len(dataset.skips.skipped)
+    result["truncated_messages"] = dataset.truncated  # cut at extract.max_bytes, scored on what came before
     result["models_dir"] = str(models_dir)
     result["bundle_id"] = clf.bundle.bundle_id
     if report_dir is not None:

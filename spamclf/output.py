@@ -19,12 +19,13 @@ def _tokens(explanation: dict | None, side: str) -> str:
 
 
 def write_predictions(rows: Iterable[Prediction], fmt: str, out: IO[str], explain: bool = False) -> dict[str, int]:
-    """Stream ``rows`` to ``out`` as they come; return counts of scored and failed rows.
+    """Stream ``rows`` to ``out`` as they come; return counts of scored and failed rows, and of
+    the scored rows whose message was cut at ``extract.max_bytes`` (``truncated``).
 
     With ``explain``, CSV gains ``spam_tokens``/``ham_tokens`` columns and the table two indented
     lines per message; JSON Lines rows carry an ``explain`` object whenever it is set.
     """
-    counts = {"scored": 0, "failed": 0}
+    counts = {"scored": 0, "failed": 0, "truncated": 0}
     writer = None
     if fmt == "csv":
         fields = FIELDS + (("spam_tokens", "ham_tokens") if explain else ())
@@ -34,6 +35,7 @@ def write_predictions(rows: Iterable[Prediction], fmt: str, out: IO[str], explai
         out.write(f"{'LABEL':<6} {'SCORE':>8}  PATH\n")
     for row in rows:
         counts["failed" if row.error else "scored"] += 1
+        counts["truncated"] += bool(row.truncated)
         if fmt == "jsonl":
             out.write(json.dumps(row.as_dict(), ensure_ascii=False) + "\n")
         elif fmt == "csv":

@@ -28,11 +28,14 @@ class Prediction:
     label: str | None
     error: str | None = None
     explanation: dict | None = None  # {"spam": [[token, weight], ...], "ham": [...]} with --explain
+    truncated: bool = False  # longer than ``extract.max_bytes``: scored on its first max_bytes bytes
 
     def as_dict(self) -> dict:
         row = {"path": self.path, "score": self.score, "label": self.label, "error": self.error}
         if self.explanation is not None:
             row["explain"] = self.explanation
+        if self.truncated:
+            row["truncated"] = True
         return row
 
 
@@ -108,7 +111,7 @@ class Classifier:
                     yield Prediction(item.path, None, None, item.error)
                 else:
                     score = float(by_index[i])
-                    yield Prediction(item.path, score, _label(score, ham, spam), explanation=explained.get(i))
+                    yield Prediction(item.path, score, _label(score, ham, spam), explanation=explained.get(i), truncated=item.truncated)
 
     def predict(
         self,

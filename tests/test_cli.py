@@ -82,6 +82,32 @@ def test_predict_unreadable_input_gets_an_error_row_and_exit_3(smoke_models, sam
     assert "1 scored, 1 failed" in result.stderr
 
 
+def test_messages_longer_than_max_bytes_are_scored_on_their_start_and_said_so(smoke_models, sample, tmp_path):
+    from spamclf.prediction import Classifier
+
+    clf = Classifier.load(smoke_models)
+    cap = clf.options.max_bytes
+    spam, ham = sorted((sample / "spam").iterdir())[0], sorted((sample / "ham").iterdir())[0]
+    big = tmp_path / "spam" / "big.eml"
+    big.parent.mkdir()
+    big.write_bytes(spam.read_bytes() + b"\n" + b"padding words here\n" * (cap // 19 + 100))
+    (tmp_path / "ham").mkdir()
+    (tmp_path / "ham" / "small.eml").write_bytes(ham.read_bytes())
+
+    result = run("predict", "--models", smoke_models, "--format", "jsonl", big, ham)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert rows[0]["truncated"] is True and "truncated" not in rows[1]
+    assert rows[0]["score"] == pytest.approx(float(clf.score_messages([big.read_bytes()[:cap]])[0]), abs=1e-6)
+    assert f"2 scored, 0 failed, 1 cut at {cap} bytes (extract.max_bytes)" in result.stderr
+    csv_out = run("predict", "--models", smoke_models, "--format", "csv", big)
+    assert csv_out.stdout.splitlines()[0] == "path,score,label,error"  # the CSV columns stay as they are
+
+    evaluated = run("evaluate", "--models", smoke_models, "--data", tmp_path, "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.stdout)["truncated_messages"] == 1
+
+
 def test_predict_threshold_option_changes_labels(smoke_models, sample):
     everything_spam = run("predict", "--models", smoke_models, "--format", "jsonl", "--threshold", "0", sample / "ham")
     labels = {json.loads(line)["label"] for line in everything_spam.stdout.splitlines()}
