@@ -169,6 +169,36 @@ def test_scoring_tokens_are_the_analyzer_tokens_plus_ones_no_vocabulary_holds(te
     assert [t for t in found if 2 <= len(t) <= 80] == analyze(text, lowercase=lowercase)
 
 
+def _whole_text_tokens(text: str) -> list[str]:
+    """``analyze``'s tokens as one pattern over the whole lower-cased text finds them (its former code)."""
+    from spamclf.features import CJK, TOKEN_PATTERN, _cjk_bigrams
+
+    text = text.lower()
+    tokens = TOKEN_PATTERN.findall(text)
+    if CJK.search(text):
+        tokens = [piece for t in tokens for piece in (_cjk_bigrams(t) if CJK.search(t) else (t,))]
+    return [t for t in tokens if len(t) <= 80]
+
+
+# Mostly ASCII words and spaces, as mail is, with a few characters that are not ASCII: word characters
+# (é, the Kelvin sign that lower-cases to ASCII k, CJK), non-word ones (a no-break space, a curly quote).
+_MIXED = st.lists(
+    st.one_of(st.sampled_from(["word", "Ab", "x", "  ", " ", "\n", "-", "k" * 85]), st.sampled_from(["é", "\u00a0", "\u2019", "\u212a", "日本語", "ё"])),
+    max_size=400,
+).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_MIXED, st.sampled_from([1, 2]))
+def test_text_not_all_ascii_is_tokenised_piece_by_piece_as_a_whole(text, ngram_max):
+    # long enough for many of the pieces _words_by_piece cuts the text into, each ASCII or not
+    tokens = _whole_text_tokens(text)
+    if ngram_max == 2:
+        tokens = tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]
+    assert analyze(text, ngram_max=ngram_max) == tokens
+    assert [t for t in lookup_terms(text) if (len(t) >= 2 or not t.isascii()) and len(t) <= 80] == _whole_text_tokens(text)
+
+
 def test_transform_scores_with_the_lookup_tokens_exactly_as_with_the_analyzer(texts):
     from spamclf.features import _count_rows
 
