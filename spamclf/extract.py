@@ -44,6 +44,7 @@ _HAS_CONFUSABLE = re.compile(_LOOKALIKE_CLASS)
 _MIXED_WORD = re.compile(r"\w*" + _LOOKALIKE_CLASS + r"\w*")
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
+_TOKENISH_BYTES = bytes(b if b in b"0123456789abcdefghijklmnopqrstuvwxyz" else 32 for b in range(256))
 _HOST = re.compile(r"(?:from|by)\s+([a-z0-9][a-z0-9.-]{1,200})")  # in lower-cased text
 _ADDR_DOMAIN = re.compile(r"@([A-Za-z0-9.-]+)")
 # Atoms, blanks and simple quoted strings, then "<": a display name, with no backtracking blow-up.
@@ -89,11 +90,15 @@ class ExtractOptions:
 
 
 def tokenish(text: str, limit: int = 60) -> str:
-    """Lower-case ``text`` reduced to ``[0-9a-z_]`` so it stays one token (``mail.example.com`` -> ``mail_example_com``)."""
+    """Lower-case ``text`` reduced to ``[0-9a-z_]`` so it stays one token (``mail.example.com`` -> ``mail_example_com``):
+    each run of other characters one ``_``, none at either end."""
     text = text.lower()
-    if text.isalnum() and text.isascii():  # the common case, already one token: no regex needed
+    if not text.isascii():
+        return _NON_WORD.sub("_", text).strip("_")[:limit]
+    if text.isalnum():  # the common case, already one token
         return text[:limit]
-    return _NON_WORD.sub("_", text).strip("_")[:limit]
+    # the same as the regex, for ASCII text: the other bytes become blanks, and split() drops the runs (twice as fast)
+    return "_".join(text.encode("ascii").translate(_TOKENISH_BYTES).decode("ascii").split())[:limit]
 
 
 def _unmix(match: re.Match) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spamclf import mime
 from spamclf.extract import ExtractOptions, extract, html_to_text, normalize
@@ -162,3 +164,13 @@ def test_untidy_text_for_scoring_gives_the_same_tokens(sample):
         assert in_any_vocabulary(lookup_terms(untidy)) == in_any_vocabulary(lookup_terms(tidy)) == analyze(tidy)
         assert analyze(untidy, ngram_max=2) == analyze(tidy, ngram_max=2)
     assert differ > len(raws) // 2  # the texts themselves do differ
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from("aZ09_ .-/:@\t\x1c\x1f\u00e9\u212a\u00a0"), max_size=80), st.sampled_from([60, 5]))
+def test_tokenish_is_one_token_of_the_lower_cased_words(text, limit):
+    import re
+
+    from spamclf.extract import tokenish
+
+    assert tokenish(text, limit) == re.sub(r"[^0-9a-z]+", "_", text.lower()).strip("_")[:limit]
