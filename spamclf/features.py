@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from collections import defaultdict
+from dataclasses import dataclass
 from functools import lru_cache, partial
 from itertools import chain, count, islice, repeat
 from pathlib import Path

@@ -265,12 +265,13 @@ def batch_size_for(n_rows: int, train_cfg: dict) -> int:
 
 @contextmanager
 def _without_graph_rewrites(tf):
-    """TensorFlow's graph optimiser (Grappler) off for the functions this thread runs in the block.
+    """TensorFlow's graph optimiser (Grappler) off while the block runs: a setting of the whole
+    process, as TensorFlow keeps it, restored after.
 
     The training step is a few dozen ops that are already what the CPU should run; Grappler's
     passes over it made the first call (tracing) slower and every step about a seventh slower on
     the full corpus (median step 26 ms with them, 22.5 ms without; fit 2.7 s against 2.3 s), and
-    its rewrites change nothing but the last bits of the floats. The caller's options are restored.
+    its rewrites change nothing but the last bits of the floats.
     """
     before = tf.config.optimizer.get_experimental_options()
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
@@ -293,12 +294,12 @@ def fit(
     Returns ``(model, history)`` where history maps ``loss``, ``accuracy``, ``val_loss`` and
     ``val_accuracy`` to per-epoch lists, as Keras' ``fit`` names them.
     """
-    keras, tf = import_keras()
+    _, tf = import_keras()
     with _without_graph_rewrites(tf):
-        return _fit(keras, tf, x_train, y_train, x_val, y_val, config, progress)
+        return _fit(tf, x_train, y_train, x_val, y_val, config, progress)
 
 
-def _fit(keras, tf, x_train, y_train, x_val, y_val, config: dict, progress: bool):
+def _fit(tf, x_train, y_train, x_val, y_val, config: dict, progress: bool):
     import click
 
     tr, md = config["train"], config["model"]
