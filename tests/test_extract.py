@@ -154,6 +154,7 @@ def test_untidy_text_for_scoring_gives_the_same_tokens(sample):
 
     raws = [p.read_bytes() for p in sorted(sample.rglob("*.txt"))]
     raws.append("Subject: a\u00a0b\u2003c\n\nx\u3000y\t\tz \u2028 w\r\n\u00e9t\u00e9   caf\u00e9 \u65e5\u672c\u8a9e\u306e\u6587".encode())
+
     def in_any_vocabulary(tokens):  # lookup_terms may add ASCII words of one or of over 80 characters
         return [t for t in tokens if (len(t) >= 2 or not t.isascii()) and len(t) <= 80]
 
