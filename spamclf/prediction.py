@@ -59,7 +59,7 @@ class Classifier:
         """Spam probabilities for already extracted texts."""
         if not len(texts):
             return np.zeros(0, dtype=np.float32)
-        return forward(self.features.transform(texts), self.bundle.layers)
+        return self.score_rows(self.features.transform(texts))
 
     def score_rows(self, x: sp.csr_matrix) -> np.ndarray:
         """Spam probabilities for TF-IDF rows made with this bundle's features."""
@@ -99,7 +99,7 @@ class Classifier:
         """
         ham, spam = self.cutoffs(threshold, ham_cutoff)  # once, so a bad band fails before the first row
         for batch, readable, x in _featurized_batches(iter(items), self.options, self.features, batch_size, jobs):
-            scores = forward(x, self.bundle.layers) if len(readable) else []
+            scores = self.score_rows(x) if len(readable) else []
             by_index = dict(zip(readable, scores))
             explained = {}
             if explain:
