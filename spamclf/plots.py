@@ -1,56 +1,18 @@
-"""PNG plots, drawn with Matplotlib's non-interactive backend (imported only when a plot is made)."""
+"""The evaluation report's PNG plots, drawn with Matplotlib's non-interactive backend (imported only
+when a plot is made). Training's learning curves are drawn without it (``curves.py``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .preload import BackgroundImport
 
-_MATPLOTLIB = BackgroundImport("spamclf-import-matplotlib")
-
-
-def _import_pyplot():
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def preload() -> None:
-    """Import Matplotlib in a background thread (half a second), e.g. while a network trains."""
-    _MATPLOTLIB.start(_import_pyplot)
-
-
-def _pyplot():
-    _MATPLOTLIB.wait()
-    return _import_pyplot()
-
-
-def learning_curves(history: dict, path: Path) -> None:
-    """Loss and accuracy per epoch, training and validation, side by side.
-
-    Drawn on a Figure of its own, outside pyplot's registry of open figures (nothing to close).
-    """
-    _pyplot()  # Matplotlib imported (or its background import finished), the Agg backend chosen
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    fig = Figure(figsize=(10, 4))
-    axes = fig.subplots(1, 2)
-    for ax, metric in zip(axes, ("loss", "accuracy")):
-        for key, style in ((metric, "-o"), (f"val_{metric}", "--o")):
-            if key in history:
-                ax.plot(range(1, len(history[key]) + 1), history[key], style, label=key)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no tick at 1.25
-        ax.set_title(metric)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    # fixed margins: tight_layout measured every label first, a fifth of the plot's time in training
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.2)
-    fig.savefig(path, dpi=80)
 
 
 def _save(plt, fig, ax, title: str, path: Path, xlabel: str, ylabel: str | None = None, legend: bool = False) -> None:

@@ -60,7 +60,7 @@ def save_trained(models_dir: Path, model, layers, features: TfidfFeatures, cfg: 
         write_json(folder / CONFIG_FILE, cfg)
         write_json(folder / METADATA_FILE, metadata)
         write_json(folder / HISTORY_FILE, history)
-        from .plots import learning_curves
+        from .curves import learning_curves
 
         learning_curves(history, folder / CURVES_FILE)
 
@@ -161,11 +161,8 @@ def train_dataset(
     features = TfidfFeatures.from_config(cfg)
     x = features.fit_counted(dataset.term_counts) if dataset.term_counts else features.fit_transform(dataset.texts)
 
-    from .network import fit, import_keras
-    from .plots import preload as preload_plotting
+    from .network import fit
 
-    import_keras()  # waits for the background import of TensorFlow, if one runs
-    preload_plotting()  # the learning curves' Matplotlib imports while the network trains
     model, history = fit(x[fit_idx], labels[fit_idx], x[val_idx], labels[val_idx], cfg, progress=progress)
     return finish_training(
         Path(models_dir), model, features, cfg, dataset, sources, len(fit_idx), x[val_idx], labels[val_idx], history, force

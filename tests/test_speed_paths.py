@@ -137,6 +137,19 @@ def test_keras_loads_without_scikit_learn_matplotlib_and_pandas_which_stay_impor
     assert out == ["[]", "importable"]
 
 
+def test_training_draws_its_learning_curves_without_importing_matplotlib(tmp_path, sample, smoke_config):
+    # Matplotlib's import would take turns on the interpreter lock with building and tracing the
+    # network; the learning curves are drawn with Pillow instead. Evaluation reports still use it.
+    code = (
+        "import sys, spamclf\n"
+        f"spamclf.train([{str(sample)!r}], {str(tmp_path / 'models')!r}, config={str(smoke_config)!r}, progress=False)\n"
+        "print('matplotlib' in sys.modules, 'PIL' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"]
+    assert (tmp_path / "models" / "learning_curves.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_keras_import_leaves_the_collector_on_and_its_objects_frozen():
     # Importing Keras with the collector paused: on again afterwards, and the import's objects frozen
     # (later full collections skip them); a collector the caller turned off stays off.
