@@ -96,6 +96,7 @@ def load_labelled(
     started=None,
     keep_texts: bool = True,
     rows: bool = False,
+    worker_nice: int = 0,
 ) -> LabelledData:
     """Read, extract and label every message of ``sources``; unreadable ones are logged, duplicates dropped.
 
@@ -106,7 +107,8 @@ def load_labelled(
     reading, the skip log and dedupe stay in this process, in input order; only extraction moves.
     ``features``: unfitted TfidfFeatures whose term counts the workers also make, batch by batch
     (``term_counts``), for training to fit on without tokenising every text again.
-    ``started``: called once the extraction workers have started (see :func:`prediction.in_order`).
+    ``started``: called once the extraction workers have started (see :func:`prediction.in_order`);
+    ``worker_nice``: added to the workers' niceness (Unix), to give what ``started`` began the CPU first.
     ``keep_texts=False`` (with ``features``): the texts stay in the workers, counted only, and
     ``texts`` holds an empty string per message -- training needs the counts alone.
     ``rows=True`` (with fitted ``features``): the workers turn each batch into TF-IDF rows
@@ -133,7 +135,7 @@ def load_labelled(
         task = _featurize_parts  # predict's task: each batch's TF-IDF rows, as arrays
     else:
         task = extract_and_count if keep_texts else count_only
-    for batch, texts in in_order(batches, task, options, features, jobs=jobs, started=started):
+    for batch, texts in in_order(batches, task, options, features, jobs=jobs, started=started, nice=worker_nice):
         if rows:
             data.rows.append(rows_from_parts(texts))
             texts = [""] * len(batch)

@@ -32,6 +32,9 @@ from .metrics import classification_metrics, threshold_for_fpr
 from .scorer import forward
 
 
+WORKER_NICE = 5  # the extraction workers' niceness while TensorFlow imports (see ``train``)
+
+
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "spamclf": __version__}
     for name in ("tensorflow", "tensorflow-cpu", "keras", "scikit-learn", "numpy", "scipy"):
@@ -91,10 +94,13 @@ def train(
     features = TfidfFeatures.from_config(cfg)
     # TensorFlow's import (seconds) overlaps reading and extracting the mail. It starts once the
     # extraction workers exist: forked from a process with one thread, they need not start from a
-    # fresh interpreter (a fork server) and import everything again.
+    # fresh interpreter (a fork server) and import everything again. The workers run at a lower
+    # priority: the import is the longer of the two, and once the workers are done the import and
+    # the main thread's counting share one interpreter lock, one core between them.
     dataset = load_labelled(
         data, ExtractOptions.from_config(cfg), progress=progress, jobs=jobs, features=features, started=preload_keras,
         keep_texts=False,  # fitting needs the term counts only
+        worker_nice=WORKER_NICE,
     )
     return train_dataset(dataset, models_dir, cfg, sources=data, force=force, progress=progress)
 

@@ -137,17 +137,28 @@ def test_keras_loads_without_scikit_learn_matplotlib_and_pandas_which_stay_impor
     assert out == ["[]", "importable"]
 
 
-def test_training_draws_its_learning_curves_without_importing_matplotlib(tmp_path, sample, smoke_config):
+def test_a_training_run_draws_without_matplotlib_and_extracts_in_niced_workers(tmp_path, sample, smoke_config):
     # Matplotlib's import would take turns on the interpreter lock with building and tracing the
-    # network; the learning curves are drawn with Pillow instead. Evaluation reports still use it.
+    # network; the learning curves are drawn with Pillow instead (evaluation reports still use it).
+    # The extraction workers run at a lower priority than the process importing TensorFlow.
+    seen = tmp_path / "niceness"
     code = (
-        "import sys, spamclf\n"
-        f"spamclf.train([{str(sample)!r}], {str(tmp_path / 'models')!r}, config={str(smoke_config)!r}, progress=False)\n"
-        "print('matplotlib' in sys.modules, 'PIL' in sys.modules)\n"
+        "import os, sys, spamclf, spamclf.prediction as p\n"
+        "real = p._init_worker\n"
+        "def init(*args):\n"
+        "    real(*args)\n"
+        f"    open({str(seen)!r}, 'a').write(f'{{os.nice(0)}}\\n')\n"
+        "p._init_worker = init\n"
+        f"spamclf.train([{str(sample)!r}], {str(tmp_path / 'models')!r}, config={str(smoke_config)!r}, progress=False, jobs=2)\n"
+        "print('matplotlib' in sys.modules, 'PIL' in sys.modules, os.nice(0))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["False", "True"]
+    assert out[:2] == ["False", "True"]
     assert (tmp_path / "models" / "learning_curves.png").read_bytes().startswith(b"\x89PNG")
+    from spamclf.training import WORKER_NICE
+
+    own = int(out[2])
+    assert seen.read_text().split() == [str(min(own + WORKER_NICE, 19))] * 2
 
 
 def test_keras_import_leaves_the_collector_on_and_its_objects_frozen():
