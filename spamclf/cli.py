@@ -28,15 +28,41 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 class SpamclfGroup(click.Group):
     """Turns library errors into one line on stderr and their exit status, never a traceback."""
 
+    def parse_args(self, ctx, args):
+        ctx.meta["spamclf.argv"] = list(args)  # the command line as given, for a usage error in filter mode
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            if not meant_for_filter_mode(ctx.meta.get("spamclf.argv", ())) or sys.stdin.isatty():
+                raise  # Click's usage message and status 2, as for every other command
+            # A mail filter whose command line is wrong (a mistyped option, a missing --models) still
+            # delivers the mail and exits 3, as bogofilter does on an unknown option: 2 would read as
+            # "unsure", with no message on stdout.
+            from .filtermode import EXIT_ERROR, pass_through
+
+            click.echo(f"Error: {printable(exc.format_message())}", err=True)
+            problem = pass_through(sys.stdin.buffer, sys.stdout.buffer)
+            if problem:
+                click.echo(f"Error: {problem}", err=True)
+            ctx.exit(EXIT_ERROR)
         except SpamclfError as exc:
             click.echo(f"Error: {printable(str(exc))}", err=True)  # one line, whatever names it quotes
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
+
+
+def meant_for_filter_mode(argv) -> bool:
+    """Whether a command line that Click refused was meant for filter mode: ``predict`` with the
+    input ``-`` and no ``--format`` (with one, ``-`` is a message whose row is wanted)."""
+    words = list(argv)
+    if words[:1] != ["predict"] or "-" not in words[1:]:
+        return False
+    return not any(w == "--format" or w.startswith("--format=") for w in words[1:])
 
 
 def data_option(f):

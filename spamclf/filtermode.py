@@ -157,6 +157,19 @@ def _one_line(exc: Exception) -> str:
     return text if isinstance(exc, SpamclfError) else f"{exc.__class__.__name__}: {text}"
 
 
+def pass_through(stdin: BinaryIO, stdout: BinaryIO) -> str | None:
+    """Copy the message on ``stdin`` to ``stdout`` unchanged, as it comes (memory bounded): what a
+    filter does when it cannot even start, its command line wrong. Returns what went wrong, or None."""
+    import shutil
+
+    try:
+        shutil.copyfileobj(stdin, stdout)
+        stdout.flush()
+    except OSError as exc:
+        return f"cannot pass the message through: {exc.strerror or exc}"
+    return None
+
+
 def filter_stream(models_dir: str | Path, stdin: BinaryIO, stdout: BinaryIO, options: FilterOptions = FilterOptions()) -> FilterResult:
     """Filter mode end to end: read all of ``stdin``, filter it, write it to ``stdout``. Never raises.
 

@@ -169,6 +169,50 @@ def test_a_bad_cutoff_band_is_an_error_that_still_passes_mail(smoke_models, samp
     assert code == 3 and out == raw and "ham cutoff" in err
 
 
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["--modles", "MODELS", "-"], "No such option '--modles'"),
+        (["-"], "Missing option '--models'"),
+        (["--models", "MODELS", "--threshold", "2", "-"], "Invalid value for '--threshold'"),
+        (["--models", "MODELS", "--workers", "2", "-"], "need --engine ray"),
+    ],
+    ids=["mistyped-option", "no-models", "bad-value", "option-of-another-engine"],
+)
+def test_a_wrong_command_line_in_filter_mode_passes_the_message_and_exits_3(smoke_models, sample, args, said):
+    # As bogofilter on an unknown option: an error, not Click's 2 (which means "unsure" here), and
+    # the mail is delivered as it came.
+    raw = sorted((sample / "spam").iterdir())[0].read_bytes()
+    argv = [str(smoke_models) if a == "MODELS" else a for a in args]
+    result = CliRunner().invoke(main, ["predict", *argv], input=raw)
+    assert result.exit_code == 3 and result.stdout_bytes == raw
+    assert result.stderr.startswith("Error: ") and said in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_wrong_command_line_in_a_real_filter_process(smoke_models, sample):
+    raw = sorted((sample / "ham").iterdir())[0].read_bytes()
+    proc = subprocess.run([sys.executable, "-m", "spamclf", "predict", "--modles", str(smoke_models), "-"], input=raw, capture_output=True)
+    assert proc.returncode == 3 and proc.stdout == raw and b"--modles" in proc.stderr
+
+
+def test_a_wrong_command_line_outside_filter_mode_is_a_usage_error(smoke_models, sample):
+    raw = sorted((sample / "spam").iterdir())[0].read_bytes()
+    for args in (["--modles", str(smoke_models), str(sample)], ["--models", str(smoke_models), "--format", "csv", "--bogus", "-"]):
+        result = CliRunner().invoke(main, ["predict", *args], input=raw)
+        assert result.exit_code == 2 and result.stdout_bytes == b"" and "Usage:" in result.stderr
+    # typed at a terminal, with no message piped in, filter mode's mistake is a usage error too
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "spamclf", "predict", "--modles", str(smoke_models), "-"], stdin=follower, capture_output=True, timeout=60)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert proc.returncode == 2 and proc.stdout == b"" and b"Usage:" in proc.stderr
+
+
 def test_header_prefix_names_our_headers_and_the_ones_renamed(smoke_models):
     raw = b"From: a@example.com\nX-Spam-Flag: YES\nX-Spamclf-Flag: NO\nSubject: cheap pills\n\nbuy now\n"
     code, out, _ = filter_cli(smoke_models, raw, "--header-prefix", "X-Spamclf")
