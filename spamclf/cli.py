@@ -36,8 +36,8 @@ class SpamclfGroup(click.Group):
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:
-            if not meant_for_filter_mode(ctx.meta.get("spamclf.argv", ())) or sys.stdin.isatty():
-                raise  # Click's usage message and status 2, as for every other command
+            if not meant_for_filter_mode(ctx.meta.get("spamclf.argv", ())) or sys.stdin is None or sys.stdin.isatty():
+                raise  # Click's usage message and status 2, as for every other command (or no message to pass)
             # A mail filter whose command line is wrong (a mistyped option, a missing --models) still
             # delivers the mail and exits 3, as bogofilter does on an unknown option: 2 would read as
             # "unsure", with no message on stdout.
