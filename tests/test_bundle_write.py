@@ -130,7 +130,11 @@ KILLED_TRAIN = textwrap.dedent(
     def hang_before_the_manifest(folder):
         # Every other file of the bundle is on disk, in the temporary folder: the worst moment.
         Path(sys.argv[1]).write_text(str(folder))
-        time.sleep(600)  # until the test kills us
+        # Until the test kills or interrupts us, in short sleeps: the kernel may hand SIGINT to any
+        # of the process's threads (TensorFlow runs many); Python then raises KeyboardInterrupt in
+        # the main thread at its next step, which one long sleep would not reach for ten minutes.
+        while True:
+            time.sleep(0.05)
 
     bundle._write_manifest = hang_before_the_manifest
     from spamclf.cli import main
@@ -151,7 +155,11 @@ def interrupt_train_while_writing(target: Path, sample: Path, smoke_config: Path
             assert time.monotonic() < deadline, "train never reached the bundle writing step"
             time.sleep(0.05)
         proc.send_signal(sig)
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError(f"train still running 60 s after signal {sig}; stderr: {proc.stderr.read().decode()!r}") from None
     finally:
         if proc.poll() is None:
             proc.kill()
