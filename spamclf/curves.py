@@ -140,10 +140,10 @@ def _panel(draw, box: tuple[int, int, int, int], title: str, series: list) -> No
 
 
 def _epoch_ticks(epochs: int) -> list[int]:
-    """Whole epochs only (no tick at 1.5), at most about ten of them."""
+    """Whole epochs only (no tick at 1.5): at most about ten, or six once their labels are wider."""
     if epochs <= 1:
         return [1]
-    step = max(1, int(nice_ticks(0, epochs, most=11)[1]))
+    step = max(1, int(nice_ticks(0, epochs, most=11 if epochs < 100 else 6)[1]))
     if step == 1:
         return list(range(1, epochs + 1))
     return ([1] if step >= 4 else []) + list(range(step, epochs + 1, step))

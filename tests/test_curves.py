@@ -106,3 +106,14 @@ def test_tick_labels_have_the_decimals_the_step_needs():
     assert tick_labels([0.0, 0.1, 0.2]) == ["0.0", "0.1", "0.2"]
     assert tick_labels([-2.0, 0.0, 2.0]) == ["-2", "0", "2"]
     assert tick_labels([9e-10, 9.5e-10, 1e-9]) == ["9e-10", "9.5e-10", "1e-09"]
+
+
+@given(st.integers(1, 100_000))
+def test_epoch_ticks_are_whole_epochs_few_and_in_range(epochs):
+    from spamclf.curves import _epoch_ticks
+
+    ticks = _epoch_ticks(epochs)
+    assert all(isinstance(t, int) for t in ticks) and ticks == sorted(set(ticks))
+    assert 1 <= ticks[0] and ticks[-1] <= epochs
+    assert len(ticks) <= (11 if epochs < 100 else 7)
+    assert epochs < 10 or len(ticks) >= 3  # never a bare axis
