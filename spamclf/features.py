@@ -104,7 +104,10 @@ def _words_by_piece(text: str, ascii_words, max_token_chars: int) -> list[str]:
     return tokens
 
 
-def analyze(text: str, *, lowercase: bool = True, ngram_max: int = 1, max_token_chars: int = 80) -> list[str]:
+MAX_TOKEN_CHARS = 80  # longer runs of word characters (base64, hashes) are no words
+
+
+def analyze(text: str, *, lowercase: bool = True, ngram_max: int = 1, max_token_chars: int = MAX_TOKEN_CHARS) -> list[str]:
     """Tokens of ``text``: words of two or more word characters (CJK runs as character pairs), and word n-grams up to ``ngram_max``."""
     if text.isascii():  # most mail: no CJK to look for
         tokens = _ascii_words(text, max_token_chars, _WORD_BYTES_LOWER if lowercase else _WORD_BYTES)
@@ -120,13 +123,13 @@ def analyze(text: str, *, lowercase: bool = True, ngram_max: int = 1, max_token_
 
 
 def lookup_terms(text: str, *, lowercase: bool = True) -> list[str]:
-    """What ``analyze`` returns (with ``ngram_max`` 1) plus ASCII words of one or of more than 80
-    characters (all of them in ASCII text, those of its ASCII pieces in other text), which no fitted
+    """What ``analyze`` returns (with ``ngram_max`` 1) plus ASCII words of one or of more than
+    ``MAX_TOKEN_CHARS`` characters (all of them in ASCII text, those of its ASCII pieces in other text), which no fitted
     vocabulary holds: scoring looks tokens up and drops unknown ones, so it may use this, and skip
     the length filter.
     """
     if not text.isascii():
-        return _words_by_piece(text.lower() if lowercase else text, _ascii_runs, 80)
+        return _words_by_piece(text.lower() if lowercase else text, _ascii_runs, MAX_TOKEN_CHARS)
     return _ascii_runs(text, _WORD_BYTES_LOWER if lowercase else _WORD_BYTES)
 
 
