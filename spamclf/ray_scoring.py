@@ -130,7 +130,6 @@ class _Score:
 
     def __call__(self, batch):
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         from .prediction import Prediction
         from .sources import Item
@@ -139,7 +138,7 @@ class _Score:
         if self.max_bytes is not None:  # a batch of files: read them here, in the same worker
             batch = _ReadFiles(self.max_bytes, skips=True)(batch)
             read = list(zip(batch["path"].to_pylist(), batch["skip"].to_pylist()))
-            batch = batch.filter(pc.is_null(batch["skip"]))
+            batch = _without_skip_rows(batch)
         paths = batch[self.path_column].to_pylist()
         raws = batch[self.bytes_column].to_pylist()
         texts = batch["text"].to_pylist() if "text" in batch.column_names else [None] * len(paths)
@@ -304,6 +303,7 @@ def _iter_predictions(inputs, models_dir, threshold, ham_cutoff, workers, addres
 
 
 def _without_skip_rows(block):
+    """``block`` without the skip rows of ``_ReadFiles(skips=True)`` and their column."""
     import pyarrow.compute as pc
 
     return block.filter(pc.is_null(block["skip"])).drop_columns(["skip"])
