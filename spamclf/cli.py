@@ -43,17 +43,22 @@ class SpamclfGroup(click.Group):
             # "unsure", with no message on stdout.
             from .filtermode import EXIT_ERROR, pass_through
 
-            click.echo(f"Error: {printable(exc.format_message())}", err=True)
+            echo_error(exc.format_message())
             problem = pass_through(sys.stdin.buffer, sys.stdout.buffer)
             if problem:
-                click.echo(f"Error: {problem}", err=True)
+                echo_error(problem)
             ctx.exit(EXIT_ERROR)
         except SpamclfError as exc:
-            click.echo(f"Error: {printable(str(exc))}", err=True)  # one line, whatever names it quotes
+            echo_error(str(exc))
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
+
+
+def echo_error(text: str) -> None:
+    """``Error: text`` on stderr, one line whatever names it quotes (a file name may hold a newline)."""
+    click.echo(f"Error: {printable(text)}", err=True)
 
 
 def meant_for_filter_mode(argv) -> bool:
@@ -355,7 +360,7 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
         options = FilterOptions(threshold, ham_cutoff, header_prefix, exit_zero)
         result = filter_stream(models_dir, sys.stdin.buffer, sys.stdout.buffer, options)
         if result.error:
-            click.echo(f"Error: {printable(result.error)}", err=True)
+            echo_error(result.error)
         ctx.exit(result.exit_code)
 
     from .output import write_predictions
@@ -416,7 +421,7 @@ def inspect_command(models_dir, as_json):
     info = inspect_bundle(models_dir)
     click.echo(json.dumps(info, indent=2, sort_keys=True) if as_json else format_inspection(info))
     if not info["verified"]:
-        click.echo(f"Error: {info['problem']}", err=True)
+        echo_error(info["problem"])
         sys.exit(3)
 
 

@@ -295,3 +295,6 @@ def test_hostile_file_names_keep_the_table_and_the_log_one_line_each(smoke_model
     missing = run("predict", "--models", str(tmp_path / "no\nsuch"), str(tmp_path))
     assert missing.exit_code == 3 and missing.stderr.startswith("Error: ") and len(missing.stderr.splitlines()) == 1
     assert "no\\nsuch" in missing.stderr
+    (tmp_path / "not\na bundle").mkdir()  # exists, does not verify: inspect's own error line
+    broken = run("inspect", "--models", str(tmp_path / "not\na bundle"))
+    assert broken.exit_code == 3 and len(broken.stderr.splitlines()) == 1 and "not\\na bundle" in broken.stderr
