@@ -143,7 +143,8 @@ def _epoch_ticks(epochs: int) -> list[int]:
     """Whole epochs only (no tick at 1.5): at most about ten, or six once their labels are wider."""
     if epochs <= 1:
         return [1]
-    step = max(1, int(nice_ticks(0, epochs, most=11 if epochs < 100 else 6)[1]))
+    # Rounded up, not down: a step of 2.5 truncated to 2 gave 12 ticks for 24 epochs.
+    step = max(1, math.ceil(nice_ticks(0, epochs, most=11 if epochs < 100 else 6)[1]))
     if step == 1:
         return list(range(1, epochs + 1))
     return ([1] if step >= 4 else []) + list(range(step, epochs + 1, step))
