@@ -328,7 +328,7 @@ class TfidfFeatures:
         blocks, holding ``header_weight`` and the rest of the row's squared norm (a row with one
         block gives it all). With one norm over the whole row, a long body drowns the header
         tokens; measured on the SpamAssassin corpus, two blocks cut the 5-fold error rate by a
-        sixth (README, "Accuracy").
+        sixth (benchmarks/README.md, "Accuracy results").
         """
         data = counts.data.astype(np.float32, copy=False)
         if self.sublinear_tf:
