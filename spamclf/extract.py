@@ -173,10 +173,44 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
                 return text
         except (UnicodeError, LookupError, ValueError):
             pass
+    cjk = _cjk_guess(data)
+    if cjk:
+        return data.decode(cjk, errors="replace")
     try:
         return data.decode("cp1252")
     except UnicodeDecodeError:
         return data.decode("latin-1")
+
+
+# The East Asian multi-byte encodings that an undeclared or lying 8-bit body is guessed in; Windows-1252
+# would turn them into mojibake. For Western text charset-normalizer's guesses (cp1257 for French) are
+# worse than the Windows-1252 fallback, so only these are taken from it.
+_CJK_CODECS = frozenset(
+    codecs.lookup(name).name
+    for name in ("gb2312", "gbk", "gb18030", "big5", "big5hkscs", "cp950", "shift_jis", "cp932", "shift_jisx0213",
+                 "euc_jp", "euc_jis_2004", "euc_kr", "cp949", "johab")
+)  # fmt: skip
+_CJK_SAMPLE = 16_384  # bytes charset-normalizer looks at: enough to tell, and bounded
+_HIGH_BYTES = bytes(range(0x80, 0x100))
+
+
+def _cjk_guess(data: bytes) -> str | None:
+    """The CJK codec of a body that no declared charset, UTF-16 or UTF-8 decodes, or None.
+
+    Asked only when at least a fifth of the bytes are 8-bit (CJK text is mostly 8-bit; Western text
+    with accents is not), so charset-normalizer never runs on ordinary mail.
+    """
+    sample = data[:_CJK_SAMPLE]
+    if len(sample) < 8 or len(sample) - len(sample.translate(None, _HIGH_BYTES)) < len(sample) // 5:
+        return None
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(sample).best()
+    try:
+        name = codecs.lookup(best.encoding).name if best is not None else None
+    except LookupError:
+        return None
+    return name if name in _CJK_CODECS else None
 
 
 def decode_header(value: str | None) -> str:

@@ -45,6 +45,33 @@ def test_transfer_encodings_and_charsets():
     assert "café au lait" in extract(qp)
 
 
+CHINESE = "这是一封关于发票的邮件，请查收附件并尽快付款。我们的产品价格优惠，欢迎订购。"
+JAPANESE = "こんにちは、これは日本語のテストメールです。ご確認ください。無料でお試しいただけます。"
+
+
+@pytest.mark.parametrize(
+    "text, codec, declared",
+    [
+        (CHINESE, "gb2312", None),  # an 8-bit body with no charset
+        (JAPANESE, "shift_jis", None),
+        (CHINESE, "gb2312", "us-ascii"),  # a declared charset that does not decode it
+        (JAPANESE, "shift_jis", "utf-8"),
+    ],
+)
+def test_undeclared_or_lying_cjk_charsets_are_detected(text, codec, declared):
+    content_type = f"Content-Type: text/plain; charset={declared}\n" if declared else ""
+    raw = f"Subject: x\n{content_type}Content-Transfer-Encoding: 8bit\n\n".encode() + text.encode(codec)
+    assert normalize(text) in extract(raw)
+
+
+def test_cjk_detection_never_overrides_a_charset_that_decodes_nor_western_text():
+    gb = CHINESE.encode("gb2312")
+    declared = extract(b"Content-Type: text/plain; charset=iso-8859-1\n\n" + gb)
+    assert normalize(CHINESE) not in declared and "ÕâÊÇÒ»" in declared  # the sender's word stands
+    western = "Café résumé naïve, “quoted” façade, déjà vu"
+    assert normalize(western) in extract(b"Subject: x\n\n" + western.encode("cp1252"))
+
+
 def test_attachments_are_reduced_to_type_and_name():
     msg = (
         b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nsee attached\n"
