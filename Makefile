@@ -41,7 +41,7 @@ accuracy: install
 	$(BIN)/python -m benchmarks.accuracy --corpus $(CORPUS) --repeat
 
 data: install
-	$(BIN)/python -m spamclf.corpus fetch data/spamassassin
+	$(BIN)/python -m spamclf.spamassassin_corpus fetch data/spamassassin
 
 clean:
 	rm -rf $(VENV) work *.egg-info .pytest_cache

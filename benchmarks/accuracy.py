@@ -31,9 +31,9 @@ KEYS = ("accuracy", "roc_auc", "false_positive_rate", "false_negative_rate")
 
 
 def _spamclf(data, train_idx, test_idx, cfg: dict) -> dict:
-    from spamclf.metrics import classification_metrics
-    from spamclf.prediction import Classifier
-    from spamclf.training import train_dataset
+    from spamclf.reports.metrics import classification_metrics
+    from spamclf.commands.predict import Classifier
+    from spamclf.commands.train import train_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -52,7 +52,7 @@ def _spamclf(data, train_idx, test_idx, cfg: dict) -> dict:
 
 
 def _bogofilter(data, train_idx, test_idx) -> dict:
-    from spamclf.metrics import classification_metrics
+    from spamclf.reports.metrics import classification_metrics
 
     with tempfile.TemporaryDirectory() as db:
         start = time.perf_counter()
@@ -78,7 +78,7 @@ def _bogofilter(data, train_idx, test_idx) -> dict:
 
 
 def _sklearn(data, train_idx, test_idx) -> dict:
-    from spamclf.metrics import classification_metrics
+    from spamclf.reports.metrics import classification_metrics
 
     from .baseline_sklearn import _text, fit, scores
 
@@ -105,8 +105,8 @@ def evaluate_all(
     seeds: list[int] = (),
 ) -> dict:
     from spamclf.config import load_config
-    from spamclf.dataset import load_labelled
-    from spamclf.extract import ExtractOptions
+    from spamclf.mail.labelled import load_labelled
+    from spamclf.mail.extract import ExtractOptions
 
     log = lambda msg: print(f"[accuracy] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     results: dict = {"machine": machine(), "corpus": str(corpus), "folds": n_folds, "systems": {}}

@@ -39,7 +39,7 @@ def labelled_files(corpus: Path) -> tuple[list[Path], np.ndarray]:
 
 
 def split(labels: np.ndarray, test_size: float = 0.2, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
-    from spamclf.dataset import stratified_split
+    from spamclf.mail.labelled import stratified_split
 
     return stratified_split(labels, test_size, seed)
 

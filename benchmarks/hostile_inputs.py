@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from spamclf.extract import extract
+from spamclf.mail.extract import extract
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from test_hostile import HOSTILE, multipart  # noqa: E402

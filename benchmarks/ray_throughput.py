@@ -25,7 +25,7 @@ from .common import RESULTS, corpus_dir, labelled_files, machine, materialize, m
 
 
 def _models(given: str | None, corpus: Path, work: Path) -> Path:
-    from spamclf.bundle import verify
+    from spamclf.model.bundle import verify
     from spamclf.errors import BundleError
 
     if given:

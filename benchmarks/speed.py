@@ -144,15 +144,15 @@ def scorer_agreement(models: Path, files: list[Path]) -> dict:
     """Largest difference between the bundle's NumPy scores and Keras' own predict on real messages."""
     import numpy as np
 
-    from spamclf.bundle import MODEL_FILE
-    from spamclf.network import keras_predict, load_model
-    from spamclf.prediction import Classifier
+    from spamclf.model.bundle import MODEL_FILE
+    from spamclf.model.network import keras_predict, load_model
+    from spamclf.commands.predict import Classifier
 
     clf = Classifier.load(models)
-    from spamclf.extract import extract
+    from spamclf.mail.extract import extract
 
     x = clf.features.transform([extract(p.read_bytes(), clf.options) for p in files])
-    from spamclf.scorer import forward
+    from spamclf.model.scorer import forward
 
     ours = forward(x, clf.bundle.layers)
     theirs = keras_predict(load_model(models / MODEL_FILE), x)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .common import ROOT, machine, measure, spamclf_cmd, table, write_results
 
-_READ = "from spamclf.sources import iter_inputs; print(sum(1 for _ in iter_inputs([{box!r}], 10_000_000)))"
+_READ = "from spamclf.mail.sources import iter_inputs; print(sum(1 for _ in iter_inputs([{box!r}], 10_000_000)))"
 
 
 def build_mbox(path: Path, messages: int, seed: int = 1) -> int:

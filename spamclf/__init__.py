@@ -13,11 +13,11 @@ Python API (the CLI calls the same functions)::
 __version__ = "0.1.0"
 
 _API = {
-    "train": ("training", "train"),
-    "evaluate": ("evaluation", "evaluate"),
-    "preprocess": ("preprocess", "preprocess"),
-    "load": ("prediction", "load"),
-    "Classifier": ("prediction", "Classifier"),
+    "train": ("commands.train", "train"),
+    "evaluate": ("commands.evaluate", "evaluate"),
+    "preprocess": ("commands.preprocess", "preprocess"),
+    "load": ("commands.predict", "load"),
+    "Classifier": ("commands.predict", "Classifier"),
     "load_config": ("config", "load_config"),
 }
 

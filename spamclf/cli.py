@@ -19,7 +19,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import click  # noqa: E402
 
 from . import __version__  # noqa: E402
-from .display import printable  # noqa: E402
+from .printable import printable  # noqa: E402
 from .errors import SpamclfError  # noqa: E402
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -41,7 +41,7 @@ class SpamclfGroup(click.Group):
             # A mail filter whose command line is wrong (a mistyped option, a missing --models) still
             # delivers the mail and exits 3, as bogofilter does on an unknown option: 2 would read as
             # "unsure", with no message on stdout.
-            from .filtermode import EXIT_ERROR, pass_through
+            from .commands.filter import EXIT_ERROR, pass_through
 
             echo_error(exc.format_message())
             problem = pass_through(sys.stdin.buffer, sys.stdout.buffer)
@@ -76,7 +76,7 @@ def data_option(f):
 
     @functools.wraps(f)
     def merged(*args, spam=(), ham=(), **kwargs):
-        from .sources import labelled_sources
+        from .mail.sources import labelled_sources
 
         if not (kwargs.get("data") or spam or ham):
             raise click.UsageError("give labelled data: --data SRC, or --spam SRC and --ham SRC")
@@ -183,8 +183,8 @@ def preprocess(data, out, test_size, seed, config_path, overrides, jobs, quiet):
       spamclf train --data work/split/train.jsonl --models models/demo
     """
     from .config import load_config
-    from .extract import ExtractOptions
-    from .preprocess import preprocess as run
+    from .mail.extract import ExtractOptions
+    from .commands.preprocess import preprocess as run
 
     options = ExtractOptions.from_config(load_config(config_path, overrides))
     stats = run(list(data), out, test_size=test_size, seed=seed, options=options, progress=not quiet, jobs=jobs)
@@ -219,13 +219,13 @@ def train(data, models_dir, config_path, overrides, force, engine, workers, addr
     from functools import partial
 
     if engine == "ray":
-        from .ray_training import train_on_ray
+        from .ray_engine.train import train_on_ray
 
         run = partial(train_on_ray, workers=workers, address=address)
     elif address:
         raise click.UsageError("--address needs --engine ray")
     else:
-        from .training import train
+        from .commands.train import train
 
         run = partial(train, jobs=jobs)
 
@@ -272,8 +272,8 @@ def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, jobs,
       spamclf evaluate --models models/demo --data test.jsonl --target-fpr 0.001 --report work/report
       spamclf evaluate --models models/demo --spam ~/Mail/junk
     """
-    from .evaluation import evaluate as run
-    from .output import format_metrics
+    from .commands.evaluate import evaluate as run
+    from .commands.output import format_metrics
 
     result = run(
         models_dir, list(data), threshold=threshold, target_fpr=target_fpr, report_dir=report_dir, progress=not quiet, jobs=jobs
@@ -355,7 +355,7 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
         raise click.UsageError("--address, --out and --workers need --engine ray")
 
     if inputs == ("-",) and ctx.get_parameter_source("fmt") == ParameterSource.DEFAULT:
-        from .filtermode import FilterOptions, filter_stream
+        from .commands.filter import FilterOptions, filter_stream
 
         options = FilterOptions(threshold, ham_cutoff, header_prefix, exit_zero)
         result = filter_stream(models_dir, sys.stdin.buffer, sys.stdout.buffer, options)
@@ -363,9 +363,9 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
             echo_error(result.error)
         ctx.exit(result.exit_code)
 
-    from .output import write_predictions
-    from .prediction import Classifier
-    from .sources import SkipLog
+    from .commands.output import write_predictions
+    from .commands.predict import Classifier
+    from .mail.sources import SkipLog
 
     clf = Classifier.load(models_dir)
     skips = SkipLog()
@@ -380,8 +380,8 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
 
 def _predict_on_ray(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, address, out_dir, workers):
     """``predict --engine ray``: rows to stdout as locally, or files in --out and a JSON summary."""
-    from . import ray_scoring
-    from .sources import SkipLog
+    from .ray_engine import scoring as ray_scoring
+    from .mail.sources import SkipLog
 
     if explain:
         raise click.UsageError("--explain is not available with --engine ray")
@@ -392,7 +392,7 @@ def _predict_on_ray(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain
         counts = ray_scoring.write_scores(inputs, models_dir, out_dir, out_format=out_format, **options)
         click.echo(json.dumps(counts, indent=2))
     else:
-        from .output import write_predictions
+        from .commands.output import write_predictions
 
         counts = write_predictions(ray_scoring.iter_predictions(inputs, models_dir, **options), fmt, sys.stdout)
     note = f", {skips.summary()}" if skips.skipped else ""
@@ -416,7 +416,7 @@ def inspect_command(models_dir, as_json):
       spamclf inspect --models models/demo
       spamclf inspect --models models/demo --json
     """
-    from .inspection import format_inspection, inspect_bundle
+    from .commands.inspect import format_inspection, inspect_bundle
 
     info = inspect_bundle(models_dir)
     click.echo(json.dumps(info, indent=2, sort_keys=True) if as_json else format_inspection(info))

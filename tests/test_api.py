@@ -9,8 +9,8 @@ import pytest
 
 import spamclf
 from conftest import run_python
-from spamclf.bundle import BUNDLE_FILES, MANIFEST_FILE
-from spamclf.extract import extract
+from spamclf.model.bundle import BUNDLE_FILES, MANIFEST_FILE
+from spamclf.mail.extract import extract
 
 
 def test_bundle_holds_exactly_its_files(smoke_models):

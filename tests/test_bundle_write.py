@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from spamclf import bundle as bundle_mod
-from spamclf.bundle import BUNDLE_FILES, MANIFEST_FILE, load_bundle, write_bundle
+from spamclf.model import bundle as bundle_mod
+from spamclf.model.bundle import BUNDLE_FILES, MANIFEST_FILE, load_bundle, write_bundle
 from spamclf.cli import main
 from spamclf.errors import BundleError
 
@@ -125,7 +125,7 @@ KILLED_TRAIN = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    import spamclf.bundle as bundle
+    import spamclf.model.bundle as bundle
 
     def hang_before_the_manifest(folder):
         # Every other file of the bundle is on disk, in the temporary folder: the worst moment.

@@ -83,7 +83,7 @@ def test_predict_unreadable_input_gets_an_error_row_and_exit_3(smoke_models, sam
 
 
 def test_messages_longer_than_max_bytes_are_scored_on_their_start_and_said_so(smoke_models, sample, tmp_path):
-    from spamclf.prediction import Classifier
+    from spamclf.commands.predict import Classifier
 
     clf = Classifier.load(smoke_models)
     cap = clf.options.max_bytes

@@ -10,7 +10,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from PIL import Image
 
-from spamclf.curves import HEIGHT, WIDTH, learning_curves, nice_ticks, tick_labels
+from spamclf.model.learning_curves import HEIGHT, WIDTH, learning_curves, nice_ticks, tick_labels
 
 BLUE, ORANGE = (31, 119, 180), (255, 127, 14)
 FRAME_TOP, FRAME_BOTTOM = 60, HEIGHT - 50  # inside the frames: below the legends, above the epoch labels
@@ -111,7 +111,7 @@ def test_tick_labels_have_the_decimals_the_step_needs():
 @given(st.integers(1, 100_000))
 @example(24)  # a step of 2.5 truncated to 2 gave 12 ticks
 def test_epoch_ticks_are_whole_epochs_few_and_in_range(epochs):
-    from spamclf.curves import _epoch_ticks
+    from spamclf.model.learning_curves import _epoch_ticks
 
     ticks = _epoch_ticks(epochs)
     assert all(isinstance(t, int) for t in ticks) and ticks == sorted(set(ticks))

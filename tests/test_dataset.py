@@ -7,10 +7,10 @@ import mailbox
 
 import pytest
 
-from spamclf.dataset import load_labelled, message_digest
-from spamclf.extract import ExtractOptions
-from spamclf.preprocess import preprocess
-from spamclf.sources import LabelledSource
+from spamclf.mail.labelled import load_labelled, message_digest
+from spamclf.mail.extract import ExtractOptions
+from spamclf.commands.preprocess import preprocess
+from spamclf.mail.sources import LabelledSource
 
 
 def test_digest_ignores_the_envelope_line():
@@ -60,7 +60,7 @@ def test_rows_made_while_loading_equal_the_texts_transformed(sample, smoke_model
     whatever the number of workers, for raw messages and for a preprocessed file's texts."""
     import numpy as np
 
-    from spamclf.prediction import Classifier
+    from spamclf.commands.predict import Classifier
 
     clf = Classifier.load(smoke_models)
     texts = load_labelled([str(sample)], clf.options, progress=False, dedupe=False, jobs=1)

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 import spamclf
 from spamclf.cli import main
-from spamclf.explain import explain_row
-from spamclf.extract import extract
-from spamclf.scorer import logits
+from spamclf.model.explain import explain_row
+from spamclf.mail.extract import extract
+from spamclf.model.scorer import logits
 
 
 def test_contributions_are_the_logit_change_when_the_token_is_removed(smoke_models, sample):

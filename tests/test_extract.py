@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spamclf import mime
-from spamclf.extract import ExtractOptions, extract, html_to_text, normalize
+from spamclf.mail import mime
+from spamclf.mail.extract import ExtractOptions, extract, html_to_text, normalize
 
 
 def test_spammer_obfuscation_is_normalised():
@@ -177,7 +177,7 @@ def test_header_block_edge_cases():
 def test_untidy_text_for_scoring_gives_the_same_tokens(sample):
     # Scoring skips collapsing whitespace (extract(tidy=False)): every tokeniser must see the same
     # tokens as in the tidy text training and preprocess keep, on real mail and on odd whitespace.
-    from spamclf.features import analyze, lookup_terms
+    from spamclf.model.features import analyze, lookup_terms
 
     raws = [p.read_bytes() for p in sorted(sample.rglob("*.txt"))]
     raws.append("Subject: a\u00a0b\u2003c\n\nx\u3000y\t\tz \u2028 w\r\n\u00e9t\u00e9   caf\u00e9 \u65e5\u672c\u8a9e\u306e\u6587".encode())
@@ -199,6 +199,6 @@ def test_untidy_text_for_scoring_gives_the_same_tokens(sample):
 def test_tokenish_is_one_token_of_the_lower_cased_words(text, limit):
     import re
 
-    from spamclf.extract import tokenish
+    from spamclf.mail.extract import tokenish
 
     assert tokenish(text, limit) == re.sub(r"[^0-9a-z]+", "_", text.lower()).strip("_")[:limit]

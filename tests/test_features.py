@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 import scipy.sparse as sp
 
-from spamclf.dataset import load_labelled
-from spamclf.extract import ExtractOptions
-from spamclf.features import TfidfFeatures, analyze, lookup_terms
+from spamclf.mail.labelled import load_labelled
+from spamclf.mail.extract import ExtractOptions
+from spamclf.model.features import TfidfFeatures, analyze, lookup_terms
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_fitting_on_batch_counts_equals_fitting_on_the_texts(texts, settings):
 
 def test_structure_tokens_are_exactly_the_first_line_extract_writes(texts):
     # header_weight splits each row by this pattern: it must know every structure token and no word
-    from spamclf.features import STRUCTURE_TOKEN
+    from spamclf.model.features import STRUCTURE_TOKEN
 
     heads = [t.partition("\n")[0] for t in texts if "\n" in t]
     bodies = [t.partition("\n")[2] for t in texts if "\n" in t]
@@ -138,7 +138,7 @@ def test_header_weight_normalises_structure_and_words_as_two_blocks(texts):
     assert (x != 0).sum() == (plain != 0).sum()
     assert abs(features.transform(texts[:40]) - x[:40]).max() == 0
     # fitted again on other texts, to a vocabulary of the same size: the blocks follow the new vocabulary
-    from spamclf.features import STRUCTURE_TOKEN
+    from spamclf.model.features import STRUCTURE_TOKEN
 
     features.fit([t.partition("\n")[2] + " hfrom_" + t[:5].lower() for t in texts])
     assert len(features.vocabulary_) == 3000
@@ -157,7 +157,7 @@ def test_header_weight_survives_save_and_load(texts, tmp_path):
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=300))
 def test_ascii_fast_path_finds_the_words_of_the_unicode_pattern(text):
-    from spamclf.features import TOKEN_PATTERN
+    from spamclf.model.features import TOKEN_PATTERN
 
     assert analyze(text) == [t for t in TOKEN_PATTERN.findall(text.lower()) if len(t) <= 80]
 
@@ -171,7 +171,7 @@ def test_scoring_tokens_are_the_analyzer_tokens_plus_ones_no_vocabulary_holds(te
 
 def _whole_text_tokens(text: str) -> list[str]:
     """``analyze``'s tokens as one pattern over the whole lower-cased text finds them (its former code)."""
-    from spamclf.features import CJK, TOKEN_PATTERN, _cjk_bigrams
+    from spamclf.model.features import CJK, TOKEN_PATTERN, _cjk_bigrams
 
     text = text.lower()
     tokens = TOKEN_PATTERN.findall(text)
@@ -200,7 +200,7 @@ def test_text_not_all_ascii_is_tokenised_piece_by_piece_as_a_whole(text, ngram_m
 
 
 def test_transform_scores_with_the_lookup_tokens_exactly_as_with_the_analyzer(texts):
-    from spamclf.features import _count_rows
+    from spamclf.model.features import _count_rows
 
     features = TfidfFeatures(max_features=3000).fit(texts)
     odd = ["a " * 5 + "b" * 81 + " Free FREE", "x\x00yy\tzz", ""]

@@ -26,7 +26,7 @@ def home(tmp_path, smoke_models) -> Path:
 
 def spam_and_ham(sample, smoke_models) -> tuple[bytes, bytes]:
     """A spam the smoke model flags and a ham it passes (both real sample messages)."""
-    from spamclf.prediction import Classifier
+    from spamclf.commands.predict import Classifier
 
     clf = Classifier.load(smoke_models)
     found = {}

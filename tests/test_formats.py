@@ -1,7 +1,7 @@
 """Round trips for every input format, on the real messages of data/sample.
 
 Each container is written with a real writer (Python's mailbox module, csv, json, pyarrow,
-gzip/bz2/lzma) and read back through spamclf.sources: the same messages, the same bytes,
+gzip/bz2/lzma) and read back through spamclf.mail.sources: the same messages, the same bytes,
 in the same order, with readable item paths.
 """
 
@@ -19,10 +19,10 @@ import pytest
 from click.testing import CliRunner
 
 from spamclf.cli import main
-from spamclf.dataset import load_labelled, message_digest
+from spamclf.mail.labelled import load_labelled, message_digest
 from spamclf.errors import DataError
-from spamclf.extract import ExtractOptions
-from spamclf.sources import LabelledSource, SkipLog, detect_format, iter_inputs, iter_labelled
+from spamclf.mail.extract import ExtractOptions
+from spamclf.mail.sources import LabelledSource, SkipLog, detect_format, iter_inputs, iter_labelled
 
 MAX = 10_000_000
 
@@ -311,7 +311,7 @@ def test_one_labelled_message_on_stdin(tmp_path, spam, ham):
 def test_capped_reads_equal_a_plain_read(tmp_path, size, limit):
     import io
 
-    from spamclf.sources import read_capped
+    from spamclf.mail.sources import read_capped
 
     data = bytes(range(256)) * (size // 256) + bytes(size % 256)
     path = tmp_path / "m.gz"

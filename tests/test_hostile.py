@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spamclf.cli import main
-from spamclf.extract import ExtractOptions, bound_message, extract
-from spamclf.sources import SkipLog, iter_inputs
+from spamclf.mail.extract import ExtractOptions, bound_message, extract
+from spamclf.mail.sources import SkipLog, iter_inputs
 
 
 def multipart(n: int, ctype: bytes = b"text/plain") -> bytes:

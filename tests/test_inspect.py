@@ -8,7 +8,7 @@ import shutil
 from click.testing import CliRunner
 
 from spamclf.cli import main
-from spamclf.inspection import inspect_bundle
+from spamclf.commands.inspect import inspect_bundle
 
 
 def run(*args):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from spamclf.metrics import classification_metrics, roc_auc, threshold_for_fpr
+from spamclf.reports.metrics import classification_metrics, roc_auc, threshold_for_fpr
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""spamclf.mime against the standard library's parser (compat32), which it must read mail exactly as:
+"""spamclf.mail.mime against the standard library's parser (compat32), which it must read mail exactly as:
 the same text parts, in the same order, with the same decoded bodies."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spamclf import mime
+from spamclf.mail import mime
 
 MAX_DEPTH = 16
 

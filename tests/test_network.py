@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from spamclf.config import load_config
-from spamclf.dataset import load_labelled, stratified_split
-from spamclf.extract import ExtractOptions
-from spamclf.features import TfidfFeatures
-from spamclf.network import dense_weights, fit, keras_predict, load_model
-from spamclf.scorer import forward
+from spamclf.mail.labelled import load_labelled, stratified_split
+from spamclf.mail.extract import ExtractOptions
+from spamclf.model.features import TfidfFeatures
+from spamclf.model.network import dense_weights, fit, keras_predict, load_model
+from spamclf.model.scorer import forward
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_dropout_l2_and_class_weights_change_training(split, trained):
 
 def test_small_data_gets_smaller_batches_but_large_data_keeps_the_configured_size():
     from spamclf.config import defaults
-    from spamclf.network import batch_size_for
+    from spamclf.model.network import batch_size_for
 
     tr = defaults()["train"]
     assert batch_size_for(240, tr) == 24  # 10 steps per epoch on a few hundred messages
@@ -123,7 +123,7 @@ def test_small_data_gets_smaller_batches_but_large_data_keeps_the_configured_siz
 
 def test_training_step_reads_rows_whose_columns_are_not_sorted(split):
     # A CSR matrix may hold a row's columns in any order; the CSR kernels in training need them sorted.
-    from spamclf.network import _rows
+    from spamclf.model.network import _rows
 
     x = split[1][:5].tocsr()
     shuffled = x.copy()

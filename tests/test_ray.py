@@ -24,10 +24,10 @@ from conftest import run_python  # noqa: E402
 
 from click.testing import CliRunner  # noqa: E402
 
-from spamclf import ray_scoring  # noqa: E402
+from spamclf.ray_engine import scoring as ray_scoring  # noqa: E402
 from spamclf.cli import main  # noqa: E402
-from spamclf.prediction import Classifier  # noqa: E402
-from spamclf.sources import SkipLog  # noqa: E402
+from spamclf.commands.predict import Classifier  # noqa: E402
+from spamclf.mail.sources import SkipLog  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +155,8 @@ def test_score_dataset_of_raw_messages(ray_local, smoke_models, sample):
 
 def test_read_messages_then_score_dataset(ray_local, smoke_models, inputs):
     """The two public stages composed by hand: mailboxes and tables expanded by Ray tasks, then scored."""
-    from spamclf.bundle import load_bundle
-    from spamclf.extract import ExtractOptions
+    from spamclf.model.bundle import load_bundle
+    from spamclf.mail.extract import ExtractOptions
 
     want, _ = local_rows(smoke_models, inputs)
     max_bytes = ExtractOptions.from_config(load_bundle(smoke_models).config).max_bytes
@@ -167,10 +167,10 @@ def test_read_messages_then_score_dataset(ray_local, smoke_models, inputs):
 
 def test_distributed_vocabulary_equals_sklearn(ray_local, sample):
     from spamclf.config import load_config
-    from spamclf.dataset import load_labelled
-    from spamclf.extract import ExtractOptions
-    from spamclf.features import TfidfFeatures
-    from spamclf.ray_training import fit_features_on_ray
+    from spamclf.mail.labelled import load_labelled
+    from spamclf.mail.extract import ExtractOptions
+    from spamclf.model.features import TfidfFeatures
+    from spamclf.ray_engine.train import fit_features_on_ray
 
     texts = load_labelled([str(sample)], ExtractOptions.from_config(load_config()), progress=False).texts
     ds = ray.data.from_items([{"text": t} for t in texts], override_num_blocks=4)
@@ -186,7 +186,7 @@ def test_distributed_vocabulary_equals_sklearn(ray_local, sample):
 
 def test_train_two_workers_gives_a_bundle_local_predict_loads(ray_local, smoke_models, sample, smoke_config, tmp_path):
     import spamclf
-    from spamclf.bundle import load_bundle, verify
+    from spamclf.model.bundle import load_bundle, verify
 
     out = tmp_path / "models"
     # Early stopping on, with a learning rate that overfits the sample within a few epochs: the
@@ -217,9 +217,9 @@ def test_train_two_workers_gives_a_bundle_local_predict_loads(ray_local, smoke_m
     # loss of the saved weights on the whole validation set: every validation row was
     # evaluated exactly once, rank 0's weights are the ones every replica held, and early
     # stopping restored the best epoch's.
-    from spamclf.dataset import load_labelled, stratified_split
-    from spamclf.extract import ExtractOptions
-    from spamclf.scorer import logits
+    from spamclf.mail.labelled import load_labelled, stratified_split
+    from spamclf.mail.extract import ExtractOptions
+    from spamclf.model.scorer import logits
 
     cfg = ray_bundle.config
     assert cfg["train"]["early_stopping"]
@@ -248,7 +248,7 @@ def test_cli_and_local_predict_do_not_import_ray(smoke_models, sample):
     code = (
         "import sys\n"
         "from click.testing import CliRunner\n"
-        "import spamclf.cli, spamclf.ray_scoring, spamclf.ray_training\n"
+        "import spamclf.cli, spamclf.ray_engine.scoring, spamclf.ray_engine.train\n"
         f"r = CliRunner().invoke(spamclf.cli.main, ['predict', '--models', {str(smoke_models)!r}, {str(sample / 'spam')!r}])\n"
         "assert r.exit_code == 0, r.output\n"
         "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
@@ -276,9 +276,9 @@ def test_distributed_reading_logs_what_it_passes_over_as_local_training_does(sam
     import pyarrow as pa
 
     from spamclf.config import load_config
-    from spamclf.dataset import load_labelled
-    from spamclf.extract import ExtractOptions
-    from spamclf.ray_training import _kept, _read_labelled, list_labelled_files
+    from spamclf.mail.labelled import load_labelled
+    from spamclf.mail.extract import ExtractOptions
+    from spamclf.ray_engine.train import _kept, _read_labelled, list_labelled_files
 
     data = tmp_path / "data"
     spams, hams = sorted((sample / "spam").iterdir())[:3], sorted((sample / "ham").iterdir())[:4]

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import spamclf
 from spamclf.cli import main
-from spamclf.metrics import roc_points
+from spamclf.reports.metrics import roc_points
 
 
 def test_report_folder(smoke_models, sample, tmp_path):

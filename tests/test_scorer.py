@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from spamclf.bundle import load_bundle
-from spamclf.scorer import forward
+from spamclf.model.bundle import load_bundle
+from spamclf.model.scorer import forward
 
 
 def test_forward_is_relu_relu_sigmoid_on_sparse_rows():
@@ -35,8 +35,8 @@ def test_sigmoid_never_overflows_and_empty_rows_score_the_bias():
 
 def test_bundle_weights_score_real_messages(smoke_models, sample):
     bundle = load_bundle(smoke_models)
-    from spamclf.dataset import load_labelled
-    from spamclf.extract import ExtractOptions
+    from spamclf.mail.labelled import load_labelled
+    from spamclf.mail.extract import ExtractOptions
 
     data = load_labelled([str(sample)], ExtractOptions.from_config(bundle.config), progress=False)
     scores = forward(bundle.features.transform(data.texts), bundle.layers)

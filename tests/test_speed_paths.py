@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import spamclf
-from spamclf.sources import Item
+from spamclf.mail.sources import Item
 
 
 def test_parallel_extraction_gives_the_same_rows_in_the_same_order(smoke_models, sample):
@@ -53,7 +53,7 @@ def test_training_with_the_background_import_is_reproducible(sample, smoke_confi
     # not depend on that: two runs give the same weights, bit for bit
     import numpy as np
 
-    from spamclf.bundle import load_weights
+    from spamclf.model.bundle import load_weights
 
     for name in ("a", "b"):
         spamclf.train([str(sample)], tmp_path / name, config=smoke_config, overrides=["train.epochs=2"], progress=False)
@@ -65,8 +65,8 @@ def test_parallel_reading_for_training_gives_the_same_data_and_skip_log(sample, 
     # Workers only extract: messages, their order, dedupe and the skip log (in order) must not change.
     import shutil
 
-    from spamclf.dataset import load_labelled
-    from spamclf.extract import ExtractOptions
+    from spamclf.mail.labelled import load_labelled
+    from spamclf.mail.extract import ExtractOptions
 
     data = tmp_path / "data"
     shutil.copytree(sample, data)
@@ -81,7 +81,7 @@ def test_parallel_reading_for_training_gives_the_same_data_and_skip_log(sample, 
     assert serial["duplicates"] == 2 and len(serial["skips"]) == 4 and len(serial["paths"]) == 300
     assert parallel == serial
     # Training also counts terms in the workers: the fit is the one of the loaded texts
-    from spamclf.features import TfidfFeatures
+    from spamclf.model.features import TfidfFeatures
 
     counted = load_labelled([str(data)], ExtractOptions(), progress=False, jobs=2, batch_size=16, features=TfidfFeatures())
     assert counted.texts == serial["texts"] and len(counted.term_counts) == -(-300 // 16)
@@ -115,7 +115,7 @@ def test_scoring_through_the_python_api_runs_blas_on_one_thread_and_leaves_the_c
     # The caller's process has two BLAS threads (NumPy loaded before spamclf could set anything);
     # while a batch is scored there is one, and afterwards two again.
     code = (
-        "import sys, spamclf, spamclf.scorer as scorer\nfrom threadpoolctl import threadpool_info\n"
+        "import sys, spamclf, spamclf.model.scorer as scorer\nfrom threadpoolctl import threadpool_info\n"
         "blas = lambda: max(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas')\n"
         "seen, real = [], scorer.logits\n"
         "scorer.logits = lambda x, layers: seen.append(blas()) or real(x, layers)\n"
@@ -129,7 +129,7 @@ def test_scoring_through_the_python_api_runs_blas_on_one_thread_and_leaves_the_c
 
 def test_keras_loads_without_scikit_learn_matplotlib_and_pandas_which_stay_importable():
     code = (
-        "import sys\nfrom spamclf.network import import_keras\nimport_keras()\n"
+        "import sys\nfrom spamclf.model.network import import_keras\nimport_keras()\n"
         "print(sorted(m for m in ('sklearn', 'matplotlib', 'pandas') if m in sys.modules))\n"
         "import sklearn.base, matplotlib, pandas\nprint('importable')\n"
     )
@@ -143,7 +143,7 @@ def test_a_training_run_draws_without_matplotlib_and_extracts_in_niced_workers(t
     # The extraction workers run at a lower priority than the process importing TensorFlow.
     seen = tmp_path / "niceness"
     code = (
-        "import os, sys, spamclf, spamclf.prediction as p\n"
+        "import os, sys, spamclf, spamclf.commands.predict as p\n"
         "real = p._init_worker\n"
         "def init(*args):\n"
         "    real(*args)\n"
@@ -155,7 +155,7 @@ def test_a_training_run_draws_without_matplotlib_and_extracts_in_niced_workers(t
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[:2] == ["False", "True"]
     assert (tmp_path / "models" / "learning_curves.png").read_bytes().startswith(b"\x89PNG")
-    from spamclf.training import WORKER_NICE
+    from spamclf.commands.train import WORKER_NICE
 
     own = int(out[2])
     assert seen.read_text().split() == [str(min(own + WORKER_NICE, 19))] * 2
@@ -165,7 +165,7 @@ def test_keras_import_leaves_the_collector_on_and_its_objects_frozen():
     # Importing Keras with the collector paused: on again afterwards, and the import's objects frozen
     # (later full collections skip them); a collector the caller turned off stays off.
     code = (
-        "import gc, sys\nfrom spamclf.network import import_keras\n"
+        "import gc, sys\nfrom spamclf.model.network import import_keras\n"
         "if sys.argv[1] == 'off': gc.disable()\n"
         "before = gc.get_freeze_count()\nimport_keras()\n"
         "print(gc.isenabled(), gc.get_freeze_count() - before > 100_000)\n"
@@ -178,7 +178,7 @@ def test_keras_import_leaves_the_collector_on_and_its_objects_frozen():
 def test_overlapping_pauses_of_the_collector_restore_it_once_when_the_last_ends():
     import gc
 
-    from spamclf.preload import collector_paused
+    from spamclf.model.tensorflow_import import collector_paused
 
     assert gc.isenabled()
     frozen = gc.get_freeze_count()
@@ -204,7 +204,7 @@ def test_overlapping_pauses_of_the_collector_restore_it_once_when_the_last_ends(
 def test_hidden_modules_fail_to_import_only_inside_the_block_and_only_in_its_thread():
     import threading
 
-    from spamclf.network import _hidden
+    from spamclf.model.network import _hidden
 
     sys.modules.pop("spamclf_no_such_module", None)
     sys.modules.pop("colorsys", None)  # a small module nothing here uses
@@ -229,8 +229,8 @@ def test_hidden_modules_fail_to_import_only_inside_the_block_and_only_in_its_thr
 def test_training_starts_its_import_once_the_workers_are_forked(sample, jobs):
     # The callback (training's background import) runs once, after the workers exist: they were
     # forked from this process (its children), not started by a fork server while a thread ran.
-    from spamclf.dataset import load_labelled
-    from spamclf.extract import ExtractOptions
+    from spamclf.mail.labelled import load_labelled
+    from spamclf.mail.extract import ExtractOptions
 
     seen = []
     data = load_labelled([str(sample)], ExtractOptions(), progress=False, jobs=jobs, batch_size=32,

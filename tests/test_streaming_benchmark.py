@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benchmarks.streaming import build_mbox
-from spamclf.sources import iter_inputs
+from spamclf.mail.sources import iter_inputs
 
 
 def test_the_mbox_is_the_same_every_time_and_reads_back_whole(tmp_path):

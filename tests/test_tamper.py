@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from spamclf import bundle as bundle_mod
-from spamclf.bundle import BUNDLE_FILES, MANIFEST_FILE, MODEL_FILE, load_bundle
+from spamclf.model import bundle as bundle_mod
+from spamclf.model.bundle import BUNDLE_FILES, MANIFEST_FILE, MODEL_FILE, load_bundle
 from spamclf.cli import main
 from spamclf.errors import BundleError
 
@@ -187,7 +187,8 @@ def test_a_vocabulary_longer_than_its_idf_is_refused(copy, message):
 
 def test_nothing_is_deserialised_before_the_manifest_check(copy, monkeypatch):
     """Spy on the readers: a changed file stops loading before any of them runs."""
-    from spamclf import features, keras_safety
+    from spamclf.model import features
+    from spamclf.model import bundle_checks as keras_safety
 
     calls = []
     for module, name in [(np, "load"), (features.TfidfFeatures, "load"), (keras_safety, "check_keras_file"), (bundle_mod, "check_keras_file")]:
@@ -228,7 +229,7 @@ def _n_inputs(copy: Path) -> int:
 
 @pytest.fixture(scope="module")
 def keras():
-    from spamclf.network import import_keras
+    from spamclf.model.network import import_keras
 
     return import_keras()[0]
 
@@ -273,7 +274,7 @@ def test_a_keras_model_that_does_not_match_the_weights_is_refused(copy, message,
 
 
 def test_the_real_keras_model_loads_in_safe_mode(copy, smoke_models):
-    from spamclf.network import dense_weights
+    from spamclf.model.network import dense_weights
 
     model = bundle_mod.load_keras_model(copy)
     kept = load_bundle(smoke_models).layers

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .bundle import (
+from .. import __version__
+from ..model.bundle import (
     CONFIG_FILE,
     CURVES_FILE,
     HISTORY_FILE,
@@ -24,12 +24,12 @@ from .bundle import (
     write_bundle,
     write_json,
 )
-from .config import load_config
-from .dataset import load_labelled, require_trainable, stratified_split
-from .extract import ExtractOptions
-from .features import TfidfFeatures
-from .metrics import classification_metrics, threshold_for_fpr
-from .scorer import forward
+from ..config import load_config
+from ..mail.labelled import load_labelled, require_trainable, stratified_split
+from ..mail.extract import ExtractOptions
+from ..model.features import TfidfFeatures
+from ..reports.metrics import classification_metrics, threshold_for_fpr
+from ..model.scorer import forward
 
 
 WORKER_NICE = 5  # the extraction workers' niceness while TensorFlow imports (see ``train``)
@@ -63,7 +63,7 @@ def save_trained(models_dir: Path, model, layers, features: TfidfFeatures, cfg: 
         write_json(folder / CONFIG_FILE, cfg)
         write_json(folder / METADATA_FILE, metadata)
         write_json(folder / HISTORY_FILE, history)
-        from .curves import learning_curves
+        from ..model.learning_curves import learning_curves
 
         learning_curves(history, folder / CURVES_FILE)
 
@@ -89,7 +89,7 @@ def train(
     models_dir = Path(models_dir)
     check_replaceable(models_dir, force)  # fail before the expensive part, not after it
 
-    from .network import preload_keras
+    from ..model.network import preload_keras
 
     features = TfidfFeatures.from_config(cfg)
     # TensorFlow's import (seconds) overlaps reading and extracting the mail. It starts once the
@@ -110,7 +110,7 @@ def split_for_training(dataset, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
     require_trainable(dataset)
     labels = dataset.y
     if len(dataset) < 4 or min(np.bincount(labels, minlength=2)) < 2:
-        from .errors import DataError
+        from ..errors import DataError
 
         raise DataError(f"too few messages to train and validate: {dataset.counts()}; need at least 2 of each class")
     return stratified_split(labels, cfg["train"]["validation_split"], cfg["train"]["seed"])
@@ -121,7 +121,7 @@ def finish_training(
     x_val, y_val: np.ndarray, history: dict, force: bool, engine: dict | None = None,
 ) -> dict:
     """Threshold on the validation rows, metadata, the bundle written: what both engines do after fitting."""
-    from .network import dense_weights
+    from ..model.network import dense_weights
 
     layers = dense_weights(model)
     val_scores = forward(x_val, layers)
@@ -167,7 +167,7 @@ def train_dataset(
     features = TfidfFeatures.from_config(cfg)
     x = features.fit_counted(dataset.term_counts) if dataset.term_counts else features.fit_transform(dataset.texts)
 
-    from .network import fit
+    from ..model.network import fit
 
     model, history = fit(x[fit_idx], labels[fit_idx], x[val_idx], labels[val_idx], cfg, progress=progress)
     return finish_training(

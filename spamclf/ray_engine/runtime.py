@@ -1,7 +1,7 @@
 """Starting, joining and leaving a Ray runtime quietly: what ``--engine ray`` shares.
 
 Ray is an optional extra (``pip install spamclf[ray]``): this module and the two that use it
-(:mod:`spamclf.ray_scoring`, :mod:`spamclf.ray_training`) import it lazily, and nothing else
+(:mod:`spamclf.ray_engine.scoring`, :mod:`spamclf.ray_engine.train`) import it lazily, and nothing else
 in spamclf imports them, so ``predict`` and ``train`` on the local engine never load Ray.
 """
 
@@ -13,7 +13,7 @@ import os
 from contextlib import contextmanager
 from typing import Iterator
 
-from .errors import SpamclfError
+from ..errors import SpamclfError
 
 # Ray prints a banner, usage-stats notices, progress bars and worker logs by default; a
 # command whose stdout is results and stderr one line per problem wants none of them.

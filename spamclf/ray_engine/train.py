@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import DataError, SpamclfError
-from .network import _Trainer  # TensorFlow-free until used: it imports TF lazily
-from .ray_runtime import import_ray, log_skip_entry, ray_session, skip_entries
+from ..errors import DataError, SpamclfError
+from ..model.network import _Trainer  # TensorFlow-free until used: it imports TF lazily
+from .runtime import import_ray, log_skip_entry, ray_session, skip_entries
 
 _FILES_PER_BLOCK = 64
 
@@ -43,7 +43,7 @@ _FILES_PER_BLOCK = 64
 
 def list_labelled_files(sources, skips=None) -> list[tuple[str, int]]:
     """(file, label) for every labelled source, in local training's order; label -1: in the file itself."""
-    from .sources import LABELS, LabelledSource, iter_labelled, walk_files
+    from ..mail.sources import LABELS, LabelledSource, iter_labelled, walk_files
 
     units: list[tuple[str, int]] = []
 
@@ -98,9 +98,9 @@ def _read_labelled(batch, options: dict):
     """
     import pyarrow as pa
 
-    from .dataset import message_digest
-    from .extract import ExtractOptions, extract
-    from .sources import SkipLog, iter_labelled, iter_labelled_file
+    from ..mail.labelled import message_digest
+    from ..mail.extract import ExtractOptions, extract
+    from ..mail.sources import SkipLog, iter_labelled, iter_labelled_file
 
     opts = ExtractOptions(**options)
     rows = {name: [] for name in _read_schema().names}
@@ -129,7 +129,7 @@ def _read_labelled(batch, options: dict):
 
 def _kept(meta, skips):
     """Replay ``load_labelled`` on the metadata: which keys survive, and the LabelledData they make."""
-    from .dataset import LabelledData
+    from ..mail.labelled import LabelledData
 
     data = LabelledData(skips=skips)
     keys, seen = [], {}
@@ -164,7 +164,7 @@ def _count_terms(batch, settings: dict):
     """Per term in this batch: documents holding it (df) and occurrences (tf)."""
     import pyarrow as pa
 
-    from .features import TfidfFeatures
+    from ..model.features import TfidfFeatures
 
     analyzer = TfidfFeatures(**settings)._analyzer()
     df: dict[str, int] = {}
@@ -186,7 +186,7 @@ def vocabulary_from_counts(terms, df, tf, n_docs: int, settings: dict) -> tuple[
     order = sorted(range(len(terms)), key=terms.__getitem__)
     if not terms:
         raise DataError("no vocabulary: the training messages have no words")
-    from .features import df_bounds, select_vocabulary
+    from ..model.features import df_bounds, select_vocabulary
 
     low, high = df_bounds(settings, n_docs)
     if high < low:
@@ -199,7 +199,7 @@ def _features_from(vocabulary: list[str], idf: np.ndarray, settings: dict):
     """A fitted TfidfFeatures, built through its own save/load so it is exactly what a bundle holds."""
     import json
 
-    from .features import TfidfFeatures
+    from ..model.features import TfidfFeatures
 
     with tempfile.TemporaryDirectory() as tmp:
         vocab_path, idf_path = Path(tmp) / "vocabulary.json", Path(tmp) / "idf.npz"
@@ -213,7 +213,7 @@ def fit_features_on_ray(texts_ds, n_docs: int, settings: dict):
     """TF-IDF features fitted by a distributed count over a Ray Dataset with a ``text`` column."""
     import pyarrow as pa
 
-    from .ray_runtime import cluster_cpus
+    from .runtime import cluster_cpus
 
     ray = import_ray()
     counts = (
@@ -338,7 +338,7 @@ class _ReplicaTrainer(_Trainer):
 
     def validation_sums(self, x: sp.csr_matrix, y: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         """(loss sum, correct, rows) over every replica's validation rows."""
-        from .network import _rows
+        from ..model.network import _rows
 
         z = np.zeros(0)
         if x.shape[0]:
@@ -381,7 +381,7 @@ def _replica_training(loop: dict) -> None:
 
     from ray import train
 
-    from .network import _rows, batch_size_for, build_model, import_keras, seed_everything
+    from ..model.network import _rows, batch_size_for, build_model, import_keras, seed_everything
 
     _, tf = import_keras()
     # Ray Train's TensorflowTrainer has set TF_CONFIG (the other workers' addresses); the
@@ -452,7 +452,7 @@ def _fit_with_ray_train(fit_rows, val_rows, cfg: dict, n_features: int, initial:
     from ray.train import CheckpointConfig, DataConfig, RunConfig, ScalingConfig, TrainingFailedError
     from ray.train.tensorflow import TensorflowTrainer
 
-    from .ray_runtime import cluster_cpus
+    from .runtime import cluster_cpus
 
     ray = import_ray()
     # Fractional CPUs so the workers fit next to Ray Data's tasks on a cluster no larger than
@@ -512,7 +512,7 @@ def train_on_ray(
 ) -> dict:
     """Train on labelled ``data`` with ``workers`` data-parallel Ray workers; write an ordinary bundle.
 
-    Same arguments and summary as :func:`spamclf.training.train`, plus ``workers`` and
+    Same arguments and summary as :func:`spamclf.commands.train.train`, plus ``workers`` and
     ``address`` (join a Ray cluster; default: start a local runtime with ``workers`` CPUs).
     """
     try:
@@ -527,18 +527,18 @@ def train_on_ray(
 
 
 def _train_on_ray(data, models_dir, config, overrides, force, workers, address, progress) -> dict:
-    from .config import load_config
-    from .extract import ExtractOptions
-    from .network import class_weights
-    from .sources import SkipLog
-    from .training import finish_training, split_for_training
+    from ..config import load_config
+    from ..mail.extract import ExtractOptions
+    from ..model.network import class_weights
+    from ..mail.sources import SkipLog
+    from ..commands.train import finish_training, split_for_training
 
     if workers < 1:
         raise SpamclfError("--workers must be at least 1")
     cfg = config if isinstance(config, dict) else load_config(config, overrides)
     models_dir = Path(models_dir)
     if models_dir.exists() and not force:
-        from .errors import BundleError
+        from ..errors import BundleError
 
         raise BundleError(f"models directory {models_dir} already exists; use --force to replace it")
     data = list(data)
@@ -587,7 +587,7 @@ def _train_on_ray(data, models_dir, config, overrides, force, workers, address, 
         val_rows = rows.map_batches(_where_validation, fn_kwargs={"validation": True}, batch_format="pyarrow").materialize()
 
         # 4. data-parallel training
-        from .network import build_model, seed_everything
+        from ..model.network import build_model, seed_everything
 
         tr, md = cfg["train"], cfg["model"]
         seed_everything(tr["seed"])

@@ -6,8 +6,8 @@ import csv
 import json
 from typing import IO, Iterable
 
-from .display import printable
-from .prediction import Prediction
+from ..printable import printable
+from .predict import Prediction
 
 FORMATS = ("table", "csv", "jsonl")
 FIELDS = ("path", "score", "label", "error")

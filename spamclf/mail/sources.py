@@ -26,7 +26,7 @@ preprocessed    first line is the header ``spamclf preprocess`` writes      row 
 stdin           ``-`` (``--spam -``, ``--ham -``; :func:`read_stdin_item`)  the message                      ``-``
 ==============  ==========================================================  ===============================  =====================
 
-Tables find their text column by name (see :mod:`spamclf.tables`). Labels for
+Tables find their text column by name (see :mod:`spamclf.mail.table_files`). Labels for
 ``preprocess``, ``train`` and ``evaluate`` come from ``spam/`` and ``ham/`` subfolders
 of a folder, from a table's label column, from a preprocessed file, or from the
 ``--spam SRC`` / ``--ham SRC`` options (:class:`LabelledSource`), in which case SRC may
@@ -50,9 +50,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
-from .errors import DataError
+from ..errors import DataError
 from .mailboxes import compression_of, holds_one_message, inner_name, is_from_line, iter_mbox, open_decompressed
-from .tables import LABEL_COLUMNS, TABLE_SUFFIXES, TEXT_COLUMNS, NoTextColumn, iter_delimited, iter_jsonl, iter_parquet, parse_label
+from .table_files import LABEL_COLUMNS, TABLE_SUFFIXES, TEXT_COLUMNS, NoTextColumn, iter_delimited, iter_jsonl, iter_parquet, parse_label
 
 LABELS = ("ham", "spam")  # index = numeric label: 0 ham, 1 spam
 PREPROCESSED_MAGIC = "spamclf-preprocessed"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .bundle import Bundle, file_report, load_bundle, read_manifest
-from .errors import BundleError
+from ..model.bundle import Bundle, file_report, load_bundle, read_manifest
+from ..errors import BundleError
 
 
 def inspect_bundle(models_dir: str | Path) -> dict:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 import scipy.sparse as sp
 
-from .preload import BackgroundImport, collector_paused
+from .tensorflow_import import BackgroundImport, collector_paused
 
 
 _TENSORFLOW = BackgroundImport("spamclf-import-tensorflow")
@@ -372,7 +372,7 @@ def load_model(path):
     check first refuses anything that is not one of our own layers (``keras_safety``).
     Raises ``keras_safety.UnsafeFile`` with the reason.
     """
-    from .keras_safety import check_keras_file
+    from .bundle_checks import check_keras_file
 
     check_keras_file(path)
     keras, _ = import_keras()

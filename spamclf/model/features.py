@@ -215,7 +215,7 @@ def select_vocabulary(df: np.ndarray, totals: np.ndarray, n_docs: int, settings:
         mask[keep] = True
     kept = np.flatnonzero(mask)
     if not len(kept):
-        from .errors import DataError
+        from ..errors import DataError
 
         raise DataError(
             "no vocabulary: the training messages have no words that pass features.min_df "

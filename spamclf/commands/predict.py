@@ -12,11 +12,11 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from .bundle import Bundle, load_bundle
-from .errors import SpamclfError
-from .extract import ExtractOptions, extract
-from .scorer import forward
-from .sources import Item, SkipLog, iter_inputs
+from ..model.bundle import Bundle, load_bundle
+from ..errors import SpamclfError
+from ..mail.extract import ExtractOptions, extract
+from ..model.scorer import forward
+from ..mail.sources import Item, SkipLog, iter_inputs
 
 
 @dataclass
@@ -103,7 +103,7 @@ class Classifier:
             by_index = dict(zip(readable, scores))
             explained = {}
             if explain:
-                from .explain import explain_rows
+                from ..model.explain import explain_rows
 
                 explained = dict(zip(readable, explain_rows(x, self.bundle.layers, self.features.vocabulary_, explain)))
             for i, item in enumerate(batch):

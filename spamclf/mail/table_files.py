@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
-from .errors import DataError
+from ..errors import DataError
 
 TEXT_COLUMNS = ("text", "message", "raw", "email", "body", "content", "mail")
 LABEL_COLUMNS = ("label", "class", "category", "spam", "is_spam", "target")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import load_labelled, require_messages
-from .errors import DataError
-from .metrics import classification_metrics, threshold_for_fpr
-from .prediction import Classifier
+from ..mail.labelled import load_labelled, require_messages
+from ..errors import DataError
+from ..reports.metrics import classification_metrics, threshold_for_fpr
+from .predict import Classifier
 
 
 def evaluate(
@@ -53,7 +53,7 @@ def evaluate(
     result["models_dir"] = str(models_dir)
     result["bundle_id"] = clf.bundle.bundle_id
     if report_dir is not None:
-        from .report import write_report
+        from ..reports.html_report import write_report
 
         result["report"] = write_report(report_dir, result, dataset.paths, y, scores)
     return result

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import __version__
-from .config import defaults
-from .dataset import LabelledData, load_labelled, require_trainable, stratified_split
-from .extract import ExtractOptions
-from .sources import LABELS, PREPROCESSED_MAGIC
+from .. import __version__
+from ..config import defaults
+from ..mail.labelled import LabelledData, load_labelled, require_trainable, stratified_split
+from ..mail.extract import ExtractOptions
+from ..mail.sources import LABELS, PREPROCESSED_MAGIC
 
 TRAIN_FILE = "train.jsonl"
 TEST_FILE = "test.jsonl"
@@ -37,7 +37,7 @@ def preprocess(
 
     Exact duplicates are dropped before splitting, so no message is in both splits.
     """
-    from .errors import DataError
+    from ..errors import DataError
 
     if not 0.0 < test_size < 1.0:
         raise DataError(f"--test-size must be between 0 and 1, got {test_size}")

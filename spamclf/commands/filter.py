@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import SpamclfError
+from ..errors import SpamclfError
 
 EXIT_SPAM, EXIT_HAM, EXIT_UNSURE, EXIT_ERROR = 0, 1, 2, 3
 EXIT_BY_LABEL = {"spam": EXIT_SPAM, "ham": EXIT_HAM, "unsure": EXIT_UNSURE}
@@ -145,7 +145,7 @@ def filter_message(clf, raw: bytes, options: FilterOptions = FilterOptions()) ->
 def run_filter(models_dir: str | Path, raw: bytes, options: FilterOptions = FilterOptions()) -> FilterResult:
     """Load ``models_dir`` and filter ``raw``. Never raises: on any error the message comes back unchanged, exit 3."""
     try:
-        from .prediction import Classifier
+        from .predict import Classifier
 
         return filter_message(Classifier.load(models_dir), raw, options)
     except Exception as exc:  # noqa: BLE001 -- a filter must pass mail through whatever failed

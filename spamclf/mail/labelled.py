@@ -12,9 +12,9 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 from .extract import ExtractOptions, extract
-from .progress import counting
+from ..progress import counting
 from .sources import LABELS, Item, LabelledSource, SkipLog, iter_labelled
 
 
@@ -120,7 +120,7 @@ def load_labelled(
     sources = list(sources)
     if not sources:
         raise DataError("no data given: pass --data with a labelled folder or a preprocessed file, or --spam and --ham")
-    from .prediction import _featurize_parts, extract_texts, in_order, rows_from_parts  # the worker pool predict uses
+    from ..commands.predict import _featurize_parts, extract_texts, in_order, rows_from_parts  # the worker pool predict uses
 
     data = LabelledData()
     items = counting(iter_labelled(sources, options.max_bytes, data.skips, options.__dict__), "reading", progress)
@@ -153,7 +153,7 @@ def load_labelled(
 
 def extract_and_count(messages: list, options: ExtractOptions, features) -> tuple:
     """The extracted texts of a batch and their term counts (run in the extraction workers)."""
-    from .prediction import extract_texts
+    from ..commands.predict import extract_texts
 
     texts = extract_texts(messages, options)
     return texts, features.count_terms(texts)
@@ -162,7 +162,7 @@ def extract_and_count(messages: list, options: ExtractOptions, features) -> tupl
 def count_only(messages: list, options: ExtractOptions, features) -> tuple:
     """``(None, term counts)`` of a batch: ``extract_and_count`` without sending the texts back, nor
     tidying their whitespace, which no token holds (run in the extraction workers)."""
-    from .prediction import extract_texts
+    from ..commands.predict import extract_texts
 
     return None, features.count_terms(extract_texts(messages, options, tidy=False))
 

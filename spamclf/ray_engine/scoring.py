@@ -4,7 +4,7 @@ The pipeline is two ``map_batches`` stages:
 
 1. reading: the driver walks the inputs with spamclf's own walker (so hidden and backup
    files are skipped exactly as locally) and hands out *files*; each worker reads its
-   files with :func:`spamclf.sources.iter_inputs`, so an mbox, a CSV or a Parquet file is
+   files with :func:`spamclf.mail.sources.iter_inputs`, so an mbox, a CSV or a Parquet file is
    expanded into its messages on the worker, and an unreadable file becomes an error row;
 2. scoring: an actor per worker loads the bundle once (``Classifier.load`` verifies the
    manifest) and scores batches with :meth:`Classifier.predict_items`, the code local
@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from .errors import SpamclfError
-from .ray_runtime import cluster_cpus, import_ray, log_skip_entry, ray_session, skip_entries
+from ..errors import SpamclfError
+from .runtime import cluster_cpus, import_ray, log_skip_entry, ray_session, skip_entries
 
 # Test hook: a worker that finds this file deletes it and dies before returning its batch,
 # once per file (unlinking is atomic), so tests can kill a worker mid-run without mocks.
@@ -86,7 +86,7 @@ class _ReadFiles:
     def __call__(self, batch):
         import pyarrow as pa
 
-        from .sources import SkipLog, iter_inputs
+        from ..mail.sources import SkipLog, iter_inputs
 
         rows = {"path": [], "bytes": [], "text": [], "error": [], "skip": []}
         log = SkipLog()
@@ -119,7 +119,7 @@ class _Score:
     """The bundle, loaded and verified once per worker; batches of messages in, prediction rows out."""
 
     def __init__(self, settings: dict) -> None:
-        from .prediction import Classifier
+        from ..commands.predict import Classifier
 
         s = settings
         self.clf = Classifier.load(s["models_dir"])
@@ -131,8 +131,8 @@ class _Score:
     def __call__(self, batch):
         import pyarrow as pa
 
-        from .prediction import Prediction
-        from .sources import Item
+        from ..commands.predict import Prediction
+        from ..mail.sources import Item
 
         read = None  # (path, skip) of every row read, skip rows included
         if self.max_bytes is not None:  # a batch of files: read them here, in the same worker
@@ -188,7 +188,7 @@ def score_dataset(
     (fewer workers, or ``num_cpus=0.5``) when stages before this one need CPUs of their own,
     or they wait for the actors forever. Must run inside a Ray runtime.
     """
-    from .prediction import Classifier
+    from ..commands.predict import Classifier
 
     models_dir = str(Path(models_dir).resolve())
     clf = Classifier.load(models_dir)  # fail here, in one line, rather than in every actor
@@ -213,7 +213,7 @@ def list_files(inputs: Iterable[str | Path], skips=None) -> list[str]:
 
     A missing input stays in the list: reading it gives its "no such file or folder" row.
     """
-    from .sources import walk_files
+    from ..mail.sources import walk_files
 
     files = []
     for src in inputs:
@@ -255,8 +255,8 @@ def _read_batch(batch, max_bytes: int):
 
 
 def _max_bytes(models_dir: str | Path) -> int:
-    from .bundle import load_bundle
-    from .extract import ExtractOptions
+    from ..model.bundle import load_bundle
+    from ..mail.extract import ExtractOptions
 
     return ExtractOptions.from_config(load_bundle(models_dir).config).max_bytes
 
@@ -294,7 +294,7 @@ def iter_predictions(
 
 
 def _iter_predictions(inputs, models_dir, threshold, ham_cutoff, workers, address, skips) -> Iterator:
-    from .prediction import Prediction
+    from ..commands.predict import Prediction
 
     with ray_session(address, num_cpus=workers):
         scored = _pipeline(inputs, models_dir, threshold, ham_cutoff, workers, skips)

