@@ -143,7 +143,7 @@ def test_a_training_run_draws_without_matplotlib_and_extracts_in_niced_workers(t
     # The extraction workers run at a lower priority than the process importing TensorFlow.
     seen = tmp_path / "niceness"
     code = (
-        "import os, sys, spamclf, spamclf.commands.predict as p\n"
+        "import os, sys, spamclf, spamclf.workers as p\n"
         "real = p._init_worker\n"
         "def init(*args):\n"
         "    real(*args)\n"

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gc
-import os
 from dataclasses import dataclass
-from itertools import chain, islice
+from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -15,8 +13,10 @@ import scipy.sparse as sp
 from ..model.bundle import Bundle, load_bundle
 from ..errors import SpamclfError
 from ..mail.extract import ExtractOptions, extract
+from ..model.features import featurize_parts, rows_from_parts
 from ..model.scorer import forward
 from ..mail.sources import Item, SkipLog, iter_inputs
+from ..workers import in_order
 
 
 @dataclass
@@ -134,97 +134,6 @@ def _label(score: float, ham_cutoff: float, spam_cutoff: float) -> str:
     return "spam" if score >= spam_cutoff else "ham" if score < ham_cutoff else "unsure"
 
 
-_worker: dict = {}  # in each worker process: the extraction options and the fitted features
-
-
-def _init_worker(options: ExtractOptions, features, nice: int = 0) -> None:
-    _worker.update(options=options, features=features)
-    if nice and hasattr(os, "nice"):
-        try:
-            os.nice(nice)
-        except OSError:  # not allowed here: the worker keeps its priority
-            pass
-    # What a worker holds from the start lives as long as it does: frozen, the collector's full passes,
-    # which extraction's many small objects set off, stop walking it (measured: tasks 5% faster).
-    gc.freeze()
-
-
-def _featurize(messages: list[str | bytes], options: ExtractOptions, features) -> sp.csr_matrix:
-    """TF-IDF rows for raw messages (bytes, extracted here) and already extracted texts (str)."""
-    return features.transform(extract_texts(messages, options, tidy=False))  # the texts are only tokenised
-
-
-def _featurize_parts(messages: list[str | bytes], options: ExtractOptions, features) -> tuple:
-    # A worker sends back the arrays of the sparse rows, not the matrix object.
-    x = _featurize(messages, options, features)
-    return x.data, x.indices, x.indptr, x.shape
-
-
-def rows_from_parts(parts: tuple) -> sp.csr_matrix:
-    """The CSR rows that ``_featurize_parts`` sent back as arrays."""
-    data, indices, indptr, shape = parts
-    return sp.csr_matrix((data, indices, indptr), shape=shape)
-
-
-def extract_texts(messages: list[str | bytes], options: ExtractOptions, features=None, tidy: bool = True) -> list[str]:
-    """The extracted text of raw messages (bytes); already extracted texts (str) pass as they are.
-
-    ``tidy=False``: whitespace left as extraction found it, for texts that are only tokenised (see ``extract``)."""
-    return [m if isinstance(m, str) else extract(m, options, tidy=tidy) for m in messages]
-
-
-def _run_in_worker(task, messages: list[str | bytes]):
-    return task(messages, _worker["options"], _worker["features"])
-
-
-def in_order(
-    batches: Iterator[tuple], task, options: ExtractOptions, features=None, jobs: int | None = 1, started=None,
-    nice: int = 0,
-) -> Iterator[tuple]:
-    """``(tag, task(messages, options, features))`` for each ``(tag, messages)`` of ``batches``, in order.
-
-    ``task`` is a module-level function (workers receive it by name). With ``jobs`` > 1 (None or 0:
-    one per CPU) it runs in worker processes, which start only once there is a second batch, so a
-    small input never pays for them; at most ``2 * jobs`` batches are in flight, so memory stays
-    bounded however long the input is. ``started`` (optional) is called once the workers exist, or
-    once it is clear there will be none: training starts TensorFlow's background import there, so
-    that the workers are forked from a process with one thread. ``nice`` (Unix): added to the
-    workers' niceness, so that this process's own work meanwhile gets the CPU first.
-    """
-    first = next(batches, None)
-    second = next(batches, None)
-    ahead = [b for b in (first, second) if b is not None]
-    jobs = (os.cpu_count() or 1) if not jobs else jobs
-    if jobs <= 1 or second is None:
-        if started is not None:
-            started()
-        for tag, messages in chain(ahead, batches):
-            yield tag, task(messages, options, features)
-        return
-    from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
-
-    import multiprocessing
-    import threading
-
-    # Forking a process in which another thread runs (training imports TensorFlow in one) can leave
-    # the child waiting forever on a lock that thread held; then workers start from a clean server.
-    context = multiprocessing.get_context("forkserver" if threading.active_count() > 1 else None)
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(options, features, nice)) as pool:
-        pending: deque = deque()
-        for tag, messages in chain(ahead, batches):
-            pending.append((tag, pool.submit(_run_in_worker, task, messages)))
-            if started is not None:  # the first submit has started every worker
-                started()
-                started = None
-            while len(pending) > 2 * jobs:
-                done, future = pending.popleft()
-                yield done, future.result()
-        while pending:
-            done, future = pending.popleft()
-            yield done, future.result()
-
-
 def _featurized_batches(items: Iterator[Item], options: ExtractOptions, features, batch_size: int, jobs: int | None):
     """(batch, indices of its readable items, their TF-IDF rows) for each batch of ``items``, in order.
 
@@ -238,7 +147,7 @@ def _featurized_batches(items: Iterator[Item], options: ExtractOptions, features
         return (batch, readable), [batch[i].text if batch[i].text is not None else batch[i].raw for i in readable]
 
     batches = (messages(batch) for batch in iter(lambda: list(islice(items, batch_size)), []))
-    for (batch, readable), parts in in_order(batches, _featurize_parts, options, features, jobs):
+    for (batch, readable), parts in in_order(batches, featurize_parts, options, features, jobs):
         yield batch, readable, rows_from_parts(parts)
 
 

@@ -533,3 +533,10 @@ def extract(raw: bytes, opts: ExtractOptions = ExtractOptions(), *, tidy: bool =
         text = " ".join(text.split())  # whitespace runs to one space: split() has the same notion of whitespace as \s
     # Structure tokens (headers, HTML, attachments) are one switch: off gives the article's plain text.
     return (" ".join(signals) + "\n" + text) if signals and opts.headers else text
+
+
+def extract_texts(messages: list[str | bytes], options: ExtractOptions, features=None, tidy: bool = True) -> list[str]:
+    """The extracted text of raw messages (bytes); already extracted texts (str) pass as they are.
+
+    ``tidy=False``: whitespace left as extraction found it, for texts that are only tokenised (see ``extract``)."""
+    return [m if isinstance(m, str) else extract(m, options, tidy=tidy) for m in messages]

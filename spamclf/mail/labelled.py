@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..errors import DataError
-from .extract import ExtractOptions, extract
+from .extract import ExtractOptions, extract_texts
 from ..progress import counting
 from .sources import LABELS, Item, LabelledSource, SkipLog, iter_labelled
 
@@ -107,7 +107,7 @@ def load_labelled(
     reading, the skip log and dedupe stay in this process, in input order; only extraction moves.
     ``features``: unfitted TfidfFeatures whose term counts the workers also make, batch by batch
     (``term_counts``), for training to fit on without tokenising every text again.
-    ``started``: called once the extraction workers have started (see :func:`prediction.in_order`);
+    ``started``: called once the extraction workers have started (see :func:`spamclf.workers.in_order`);
     ``worker_nice``: added to the workers' niceness (Unix), to give what ``started`` began the CPU first.
     ``keep_texts=False`` (with ``features``): the texts stay in the workers, counted only, and
     ``texts`` holds an empty string per message -- training needs the counts alone.
@@ -120,7 +120,8 @@ def load_labelled(
     sources = list(sources)
     if not sources:
         raise DataError("no data given: pass --data with a labelled folder or a preprocessed file, or --spam and --ham")
-    from ..commands.predict import _featurize_parts, extract_texts, in_order, rows_from_parts  # the worker pool predict uses
+    from ..model.features import featurize_parts, rows_from_parts
+    from ..workers import in_order
 
     data = LabelledData()
     items = counting(iter_labelled(sources, options.max_bytes, data.skips, options.__dict__), "reading", progress)
@@ -132,7 +133,7 @@ def load_labelled(
     if features is None:
         task = extract_texts
     elif rows:
-        task = _featurize_parts  # predict's task: each batch's TF-IDF rows, as arrays
+        task = featurize_parts  # predict's task: each batch's TF-IDF rows, as arrays
     else:
         task = extract_and_count if keep_texts else count_only
     for batch, texts in in_order(batches, task, options, features, jobs=jobs, started=started, nice=worker_nice):
@@ -153,8 +154,6 @@ def load_labelled(
 
 def extract_and_count(messages: list, options: ExtractOptions, features) -> tuple:
     """The extracted texts of a batch and their term counts (run in the extraction workers)."""
-    from ..commands.predict import extract_texts
-
     texts = extract_texts(messages, options)
     return texts, features.count_terms(texts)
 
@@ -162,8 +161,6 @@ def extract_and_count(messages: list, options: ExtractOptions, features) -> tupl
 def count_only(messages: list, options: ExtractOptions, features) -> tuple:
     """``(None, term counts)`` of a batch: ``extract_and_count`` without sending the texts back, nor
     tidying their whitespace, which no token holds (run in the extraction workers)."""
-    from ..commands.predict import extract_texts
-
     return None, features.count_terms(extract_texts(messages, options, tidy=False))
 
 

@@ -406,3 +406,25 @@ class TfidfFeatures:
         if len(features.idf_) != len(features.vocabulary_):
             raise ValueError(f"vocabulary has {len(features.vocabulary_)} terms but IDF has {len(features.idf_)}")
         return features
+
+
+# Tasks for the extraction workers (spamclf.workers): a batch of messages in, TF-IDF rows out.
+
+
+def featurize(messages: list[str | bytes], options, features) -> sp.csr_matrix:
+    """TF-IDF rows for raw messages (bytes, extracted here) and already extracted texts (str)."""
+    from ..mail.extract import extract_texts
+
+    return features.transform(extract_texts(messages, options, tidy=False))  # the texts are only tokenised
+
+
+def featurize_parts(messages: list[str | bytes], options, features) -> tuple:
+    # A worker sends back the arrays of the sparse rows, not the matrix object.
+    x = featurize(messages, options, features)
+    return x.data, x.indices, x.indptr, x.shape
+
+
+def rows_from_parts(parts: tuple) -> sp.csr_matrix:
+    """The CSR rows that ``featurize_parts`` sent back as arrays."""
+    data, indices, indptr, shape = parts
+    return sp.csr_matrix((data, indices, indptr), shape=shape)
