@@ -1,8 +1,8 @@
 """The ``spamclf`` command line: each command turns options into one library call and prints its result.
 
 Results go to stdout, logs and progress to stderr. Exit status: 0 success, 1 bad input
-or data, 2 usage error (Click), 3 a models directory that cannot be used or an input
-that could not be read.
+or data or an output that could not be written, 2 usage error (Click), 3 a models directory
+that cannot be used or an input that could not be read.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import click  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .display import printable  # noqa: E402
-from .errors import SpamclfError  # noqa: E402
+from .errors import OutputError, SpamclfError  # noqa: E402
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -50,7 +50,14 @@ class SpamclfGroup(click.Group):
             ctx.exit(EXIT_ERROR)
         except SpamclfError as exc:
             echo_error(str(exc))
+            if isinstance(exc, OutputError):
+                release_stdout()
             ctx.exit(exc.exit_code)
+        except OSError as exc:  # one no layer below named (a bundle's file on a full disk): still one line
+            reason = exc.strerror or str(exc)
+            echo_error(f"{exc.filename}: {reason}" if exc.filename else reason)
+            release_stdout()
+            ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
@@ -59,6 +66,25 @@ class SpamclfGroup(click.Group):
 def echo_error(text: str) -> None:
     """``Error: text`` on stderr, one line whatever names it quotes (a file name may hold a newline)."""
     click.echo(f"Error: {printable(text)}", err=True)
+
+
+def release_stdout() -> None:
+    """Flush stdout, or point it at /dev/null when it cannot be written (a closed pipe, a full disk),
+    so that the interpreter's own flush at exit cannot add a second message to the one given."""
+    try:
+        sys.stdout.flush()
+        return
+    except AttributeError:  # stdout is closed (None)
+        return
+    except (OSError, ValueError):
+        pass
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def meant_for_filter_mode(argv) -> bool:

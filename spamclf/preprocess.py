@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import IO
 
 from . import __version__
 from .config import defaults
 from .dataset import LabelledData, load_labelled, require_trainable, stratified_split
 from .extract import ExtractOptions
 from .sources import LABELS, PREPROCESSED_MAGIC
+from .writing import OutputFiles
 
 TRAIN_FILE = "train.jsonl"
 TEST_FILE = "test.jsonl"
 STATS_FILE = "stats.json"
 
 
-def write_split(path: Path, data: LabelledData, options: ExtractOptions) -> None:
+def write_split(fh: IO[str], data: LabelledData, options: ExtractOptions) -> None:
+    """One split as JSON Lines: a header, then one record per message."""
     header = {"format": PREPROCESSED_MAGIC, "version": 1, "spamclf_version": __version__, "extract": options.__dict__}
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(header) + "\n")
-        for p, text, label, digest in zip(data.paths, data.texts, data.labels, data.digests):
-            fh.write(json.dumps({"path": p, "label": LABELS[label], "sha256": digest, "text": text}, ensure_ascii=False) + "\n")
+    fh.write(json.dumps(header) + "\n")
+    for p, text, label, digest in zip(data.paths, data.texts, data.labels, data.digests):
+        fh.write(json.dumps({"path": p, "label": LABELS[label], "sha256": digest, "text": text}, ensure_ascii=False) + "\n")
 
 
 def preprocess(
@@ -46,10 +48,7 @@ def preprocess(
     require_trainable(dataset, "preprocessing")
     train_idx, test_idx = stratified_split(dataset.y, test_size, seed)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     train, test = dataset.subset(train_idx), dataset.subset(test_idx)
-    write_split(out / TRAIN_FILE, train, options)
-    write_split(out / TEST_FILE, test, options)
     stats = {
         "out": str(out),
         "seed": seed,
@@ -59,5 +58,9 @@ def preprocess(
         "test": test.counts(),
         "files": {"train": str(out / TRAIN_FILE), "test": str(out / TEST_FILE)},
     }
-    (out / STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    with OutputFiles(out) as files:  # all three files, or none: a split never meets another's half
+        for name, split in ((TRAIN_FILE, train), (TEST_FILE, test)):
+            with files.open(name) as fh:
+                write_split(fh, split, options)
+        files.write_text(STATS_FILE, json.dumps(stats, indent=2) + "\n")
     return stats

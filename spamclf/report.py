@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .writing import OutputFiles
+
 METRICS_FILE = "metrics.json"
 CONFUSION_FILE = "confusion_matrix.csv"
 MISCLASSIFIED_FILE = "misclassified.csv"
@@ -75,23 +77,22 @@ td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:left}}figure{{display:
 
 
 def write_report(folder: str | Path, metrics: dict, paths: list[str], y_true, scores) -> dict[str, str]:
-    """Write the whole report into ``folder``; return {what: file path}."""
+    """Write the whole report into ``folder``, replacing an earlier one only once every file is
+    written (``writing.OutputFiles``); return {what: file path}."""
     from .plots import evaluation_plots
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     threshold = metrics["threshold"]
     wrong = misclassified(paths, y_true, scores, threshold)
-    (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     (tn, fp), (fn, tp) = metrics["confusion_matrix"]
-    (folder / CONFUSION_FILE).write_text(
-        f"actual,predicted_ham,predicted_spam\nham,{tn},{fp}\nspam,{fn},{tp}\n", encoding="utf-8"
-    )
-    with open(folder / MISCLASSIFIED_FILE, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["path", "score", "label", "predicted"], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(wrong)
-    plots = evaluation_plots(y_true, scores, threshold, folder)
-    (folder / HTML_FILE).write_text(_html(metrics, wrong, plots), encoding="utf-8")
-    files = {"metrics": METRICS_FILE, "confusion_matrix": CONFUSION_FILE, "misclassified": MISCLASSIFIED_FILE, "html": HTML_FILE}
-    return {k: str(folder / v) for k, v in {**files, **plots}.items()}
+    with OutputFiles(folder) as files:
+        files.write_text(METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+        files.write_text(CONFUSION_FILE, f"actual,predicted_ham,predicted_spam\nham,{tn},{fp}\nspam,{fn},{tp}\n")
+        with files.open(MISCLASSIFIED_FILE, newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["path", "score", "label", "predicted"], lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(wrong)
+        plots = evaluation_plots(y_true, scores, threshold, files.path)
+        files.write_text(HTML_FILE, _html(metrics, wrong, plots))
+    names = {"metrics": METRICS_FILE, "confusion_matrix": CONFUSION_FILE, "misclassified": MISCLASSIFIED_FILE, "html": HTML_FILE}
+    return {k: str(folder / v) for k, v in {**names, **plots}.items()}
