@@ -33,6 +33,8 @@ class SpamclfGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
+        # Text that the locale cannot encode is escaped, as on stderr, not a crash (PYTHONIOENCODING=latin-1).
+        reconfigure_stdout(errors="backslashreplace")
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:
@@ -66,6 +68,14 @@ class SpamclfGroup(click.Group):
 def echo_error(text: str) -> None:
     """``Error: text`` on stderr, one line whatever names it quotes (a file name may hold a newline)."""
     click.echo(f"Error: {printable(text)}", err=True)
+
+
+def reconfigure_stdout(**settings) -> None:
+    """``sys.stdout.reconfigure(**settings)`` where stdout is a text stream that can be reconfigured."""
+    try:
+        sys.stdout.reconfigure(**settings)
+    except (AttributeError, ValueError, OSError):
+        pass  # no stdout, a replaced one, or one that cannot be flushed: left as it is
 
 
 def release_stdout() -> None:
@@ -396,6 +406,8 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
     clf = Classifier.load(models_dir)
     skips = SkipLog()
     rows = clf.predict(inputs, threshold=threshold, skips=skips, explain=explain, ham_cutoff=ham_cutoff, jobs=jobs)
+    if fmt != "table":
+        reconfigure_stdout(encoding="utf-8")  # CSV and JSON Lines are UTF-8 whatever the locale
     counts = write_predictions(rows, fmt, sys.stdout, explain=bool(explain))
     note = f", {counts['truncated']} cut at {clf.options.max_bytes} bytes (extract.max_bytes)" if counts["truncated"] else ""
     note += f", {skips.summary()}" if skips.skipped else ""
@@ -420,6 +432,8 @@ def _predict_on_ray(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain
     else:
         from .output import write_predictions
 
+        if fmt != "table":
+            reconfigure_stdout(encoding="utf-8")  # CSV and JSON Lines are UTF-8 whatever the locale
         counts = write_predictions(ray_scoring.iter_predictions(inputs, models_dir, **options), fmt, sys.stdout)
     note = f", {skips.summary()}" if skips.skipped else ""
     click.echo(f"{counts['scored']} scored, {counts['failed']} failed{note}", err=True)

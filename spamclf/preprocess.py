@@ -10,6 +10,7 @@ from . import __version__
 from .config import defaults
 from .dataset import LabelledData, load_labelled, require_trainable, stratified_split
 from .extract import ExtractOptions
+from .output import json_record
 from .sources import LABELS, PREPROCESSED_MAGIC
 from .writing import OutputFiles
 
@@ -19,11 +20,11 @@ STATS_FILE = "stats.json"
 
 
 def write_split(fh: IO[str], data: LabelledData, options: ExtractOptions) -> None:
-    """One split as JSON Lines: a header, then one record per message."""
+    """One split as JSON Lines: a header, then one record per message (``path_bytes`` as in ``output``)."""
     header = {"format": PREPROCESSED_MAGIC, "version": 1, "spamclf_version": __version__, "extract": options.__dict__}
     fh.write(json.dumps(header) + "\n")
     for p, text, label, digest in zip(data.paths, data.texts, data.labels, data.digests):
-        fh.write(json.dumps({"path": p, "label": LABELS[label], "sha256": digest, "text": text}, ensure_ascii=False) + "\n")
+        fh.write(json_record({"path": p, "label": LABELS[label], "sha256": digest, "text": text}) + "\n")
 
 
 def preprocess(
