@@ -28,6 +28,7 @@ from typing import IO, Iterable
 
 from .display import printable
 from .prediction import Prediction
+from .writing import OutputClosed, write_stream
 
 FORMATS = ("table", "csv", "jsonl")
 FIELDS = ("path", "score", "label", "error")
@@ -118,24 +119,34 @@ def _finite(row: Prediction) -> Prediction:
     return Prediction(row.path, None, None, f"the model gave a score that is not a number ({row.score})")
 
 
-def write_predictions(rows: Iterable[Prediction], fmt: str, out: IO[str], explain: bool = False) -> dict[str, int]:
+def write_predictions(rows: Iterable[Prediction], fmt: str, out: IO[str], explain: bool = False) -> dict:
     """Stream ``rows`` to ``out`` as they come; return counts of scored and failed rows, and of
     the scored rows whose message was cut at ``extract.max_bytes`` (``truncated``).
 
     With ``explain``, CSV gains ``spam_tokens``/``ham_tokens`` columns and the table two indented
     lines per message; JSON Lines rows carry an ``explain`` object whenever it is set.
+
+    A reader that goes away (``| head -1``) ends the output: no more rows are read, and
+    ``closed`` is True in the result. Any other failure to write raises OutputError.
     """
-    counts = {"scored": 0, "failed": 0, "truncated": 0}
+    counts = {"scored": 0, "failed": 0, "truncated": 0, "closed": False}
     csv_lines = CsvLines()
-    if fmt == "csv":
-        out.write(csv_lines.line(FIELDS + (("spam_tokens", "ham_tokens") if explain else ())))
-    elif fmt == "table":
-        out.write(f"{'LABEL':<6} {'SCORE':>8}  PATH\n")
-    for row in rows:
-        row = _finite(row)
-        counts["failed" if row.error else "scored"] += 1
-        counts["truncated"] += bool(row.truncated)
-        out.write(_format(row, fmt, csv_lines, explain))
+    try:
+        if fmt == "csv":
+            write_stream(out, csv_lines.line(FIELDS + (("spam_tokens", "ham_tokens") if explain else ())))
+        elif fmt == "table":
+            write_stream(out, f"{'LABEL':<6} {'SCORE':>8}  PATH\n")
+        for row in rows:
+            row = _finite(row)
+            counts["failed" if row.error else "scored"] += 1
+            counts["truncated"] += bool(row.truncated)
+            write_stream(out, _format(row, fmt, csv_lines, explain))
+        write_stream(out, flush=True)
+    except OutputClosed:
+        counts["closed"] = True
+        close = getattr(rows, "close", None)
+        if close:
+            close()  # stop reading and scoring: nobody reads the rows
     return counts
 
 

@@ -6,6 +6,9 @@ only once every file of the set is complete are they renamed over the old ones. 
 read-only folder or a file size limit leaves the old files as they were and raises OutputError;
 a kill part-way may leave a hidden temporary file, never a partial NAME. (Bundles, which are
 folders, are installed the same way by ``bundle.write_bundle``.)
+
+Streams (stdout) go through :func:`write_stream`: a reader that went away (``| head -1``)
+raises :class:`OutputClosed`, any other failure OutputError.
 """
 
 from __future__ import annotations
@@ -16,6 +19,25 @@ from pathlib import Path
 from typing import IO
 
 from .errors import OutputError
+
+
+class OutputClosed(Exception):
+    """The reader of a stream went away (a closed pipe): a normal end, not an error."""
+
+
+def write_stream(out: IO[str], text: str = "", flush: bool = False) -> None:
+    """``out.write(text)`` (and ``flush``), with OSError turned into OutputClosed or OutputError."""
+    try:
+        if text:
+            out.write(text)
+        if flush:
+            out.flush()
+    except BrokenPipeError as exc:
+        raise OutputClosed() from exc
+    except OSError as exc:
+        name = getattr(out, "name", None)
+        where = "standard output" if name in (None, "<stdout>", 1) else str(name)
+        raise OutputError(f"cannot write to {where}: {exc.strerror or exc}") from exc
 
 
 def _umask() -> int:

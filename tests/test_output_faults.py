@@ -1,14 +1,17 @@
-"""Writing under faults, for real: a full disk, a read-only folder, a file size limit.
+"""Writing under faults, for real: a full disk, a read-only folder, a file size limit, a full or closed stdout.
 
 Each failure is one ``Error:`` line with exit status 1, and the files an earlier run wrote are
-left exactly as they were, with no temporary file beside them. The faults are real: a file size
-limit (RLIMIT_FSIZE, EFBIG) works everywhere; a full or read-only tmpfs needs root in a namespace
-that may mount, and those cases are skipped where it may not.
+left exactly as they were, with no temporary file beside them. A reader of stdout that goes
+away (``| head -1``) is a normal end. The disk faults are real: a file size limit (RLIMIT_FSIZE,
+EFBIG) works everywhere; a full or read-only tmpfs needs root in a namespace that may mount, and
+those cases are skipped where it may not.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -127,3 +130,36 @@ def test_a_full_or_read_only_disk_is_one_line_and_keeps_the_earlier_outputs(comm
     assert_one_line_error(proc, "No space left on device" if fault == "full" else "Read-only file system")
     assert snapshot(out) == before
     assert sorted(os.listdir(tmpfs)) == names
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict", "--models", "MODELS", "--format", "table", "SAMPLE"],
+        ["predict", "--models", "MODELS", "--format", "jsonl", "SAMPLE"],
+        ["predict", "--models", "MODELS", "--format", "csv", "SAMPLE"],
+        ["inspect", "--models", "MODELS", "--json"],
+    ],
+)
+def test_a_full_stdout_is_one_line(args, smoke_models, sample):
+    args = [smoke_models if a == "MODELS" else sample / "spam" if a == "SAMPLE" else a for a in args]
+    with open("/dev/full", "w") as full:
+        proc = spamclf_run(*args, stdout=full)
+    assert_one_line_error(proc, "cannot write to standard output: No space left on device")
+
+
+def test_a_closed_pipe_ends_predict_normally_with_its_summary(smoke_models, sample):
+    # Ten copies of the sample: far more rows than a pipe holds, so the writer must meet the closed pipe.
+    predict = subprocess.Popen(
+        [sys.executable, "-m", "spamclf", "predict", "--models", str(smoke_models), "--format", "jsonl", *[str(sample)] * 10],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+    )
+    head = subprocess.Popen(["head", "-1"], stdin=predict.stdout, stdout=subprocess.PIPE)
+    predict.stdout.close()  # head alone reads the pipe now
+    first, _ = head.communicate(timeout=120)
+    err = predict.stderr.read().decode()
+    assert predict.wait(timeout=120) == 0, err
+    assert json.loads(first)["error"] is None
+    summary = re.fullmatch(r"(\d+) scored, 0 failed, stopped when the output was closed", err.strip())
+    assert summary, err  # the summary, and nothing else: no traceback, no "Exception ignored"
+    assert 1 <= int(summary.group(1)) < 3000  # the scoring stopped
