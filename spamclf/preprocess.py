@@ -9,9 +9,10 @@ from typing import IO
 from . import __version__
 from .config import defaults
 from .dataset import LabelledData, load_labelled, require_trainable, stratified_split
+from .errors import DataError
 from .extract import ExtractOptions
 from .output import json_record
-from .sources import LABELS, PREPROCESSED_MAGIC
+from .sources import LABELS, PREPROCESSED_MAGIC, LabelledSource
 from .writing import OutputFiles
 
 TRAIN_FILE = "train.jsonl"
@@ -27,6 +28,23 @@ def write_split(fh: IO[str], data: LabelledData, options: ExtractOptions) -> Non
         fh.write(json_record({"path": p, "label": LABELS[label], "sha256": digest, "text": text}) + "\n")
 
 
+def check_out_folder(data, out: Path) -> None:
+    """Refuse an ``out`` that is an input or inside one, or whose files would replace an input: the
+    next run over that input would read the split as mail (``--out D/spam`` labels it all spam)."""
+    target = out.resolve()
+    outputs = {target / name for name in (TRAIN_FILE, TEST_FILE, STATS_FILE)}
+    for src in data:
+        name = src.path if isinstance(src, LabelledSource) else str(src)
+        if name == "-":
+            continue
+        source = Path(name).resolve()
+        if source == target or source in target.parents:
+            where = "the input" if source == target else "inside the input"
+            raise DataError(f"--out {out} is {where} {name}; its files would be read as data next time: choose a folder outside the inputs")
+        if source in outputs:
+            raise DataError(f"--out {out} would replace the input {name}: choose another folder")
+
+
 def preprocess(
     data: list[str] | tuple[str, ...],
     out: str | Path,
@@ -40,15 +58,14 @@ def preprocess(
 
     Exact duplicates are dropped before splitting, so no message is in both splits.
     """
-    from .errors import DataError
-
     if not 0.0 < test_size < 1.0:
         raise DataError(f"--test-size must be between 0 and 1, got {test_size}")
+    out = Path(out)
+    check_out_folder(data, out)
     options = options or ExtractOptions(**defaults()["extract"])
     dataset = load_labelled(data, options, progress=progress, jobs=jobs)
     require_trainable(dataset, "preprocessing")
     train_idx, test_idx = stratified_split(dataset.y, test_size, seed)
-    out = Path(out)
     train, test = dataset.subset(train_idx), dataset.subset(test_idx)
     stats = {
         "out": str(out),
