@@ -1,8 +1,9 @@
 """The ``spamclf`` command line: each command turns options into one library call and prints its result.
 
 Results go to stdout, logs and progress to stderr. Exit status: 0 success, 1 bad input
-or data, 2 usage error (Click), 3 a models directory that cannot be used or an input
-that could not be read.
+or data or an output that could not be written, 2 usage error (Click), 3 a models directory
+that cannot be used or an input that could not be read. A reader of stdout that goes away
+(``| head -1``) ends a command normally.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import click  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .printable import printable  # noqa: E402
-from .errors import SpamclfError  # noqa: E402
+from .errors import OutputError, SpamclfError  # noqa: E402
+from .writing import OutputClosed, write_stream  # noqa: E402
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -33,6 +35,8 @@ class SpamclfGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
+        # Text that the locale cannot encode is escaped, as on stderr, not a crash (PYTHONIOENCODING=latin-1).
+        reconfigure_stdout(errors="backslashreplace")
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:
@@ -48,9 +52,19 @@ class SpamclfGroup(click.Group):
             if problem:
                 echo_error(problem)
             ctx.exit(EXIT_ERROR)
+        except OutputClosed:  # stdout's reader went away: a normal end, as for other Unix tools
+            release_stdout()
+            ctx.exit(0)
         except SpamclfError as exc:
             echo_error(str(exc))
+            if isinstance(exc, OutputError):
+                release_stdout()
             ctx.exit(exc.exit_code)
+        except OSError as exc:  # one no layer below named (a bundle's file on a full disk): still one line
+            reason = exc.strerror or str(exc)
+            echo_error(f"{exc.filename}: {reason}" if exc.filename else reason)
+            release_stdout()
+            ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
@@ -59,6 +73,39 @@ class SpamclfGroup(click.Group):
 def echo_error(text: str) -> None:
     """``Error: text`` on stderr, one line whatever names it quotes (a file name may hold a newline)."""
     click.echo(f"Error: {printable(text)}", err=True)
+
+
+def emit(text: str) -> None:
+    """A command's result on stdout; a failure to write it is OutputError, a closed pipe OutputClosed."""
+    if sys.stdout is not None:
+        write_stream(sys.stdout, text + "\n", flush=True)
+
+
+def reconfigure_stdout(**settings) -> None:
+    """``sys.stdout.reconfigure(**settings)`` where stdout is a text stream that can be reconfigured."""
+    try:
+        sys.stdout.reconfigure(**settings)
+    except (AttributeError, ValueError, OSError):
+        pass  # no stdout, a replaced one, or one that cannot be flushed: left as it is
+
+
+def release_stdout() -> None:
+    """Flush stdout, or point it at /dev/null when it cannot be written (a closed pipe, a full disk),
+    so that the interpreter's own flush at exit cannot add a second message to the one given."""
+    try:
+        sys.stdout.flush()
+        return
+    except AttributeError:  # stdout is closed (None)
+        return
+    except (OSError, ValueError):
+        pass
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def meant_for_filter_mode(argv) -> bool:
@@ -191,7 +238,7 @@ def preprocess(data, out, test_size, seed, config_path, overrides, jobs, quiet):
     skipped = stats.pop("skipped_messages")
     for entry in skipped:
         click.echo(f"skipped {printable(entry['path'])}: {printable(entry['reason'])}", err=True)
-    click.echo(json.dumps(stats, indent=2))
+    emit(json.dumps(stats, indent=2))
 
 
 @main.command(context_settings=CONTEXT)
@@ -234,7 +281,7 @@ def train(data, models_dir, config_path, overrides, force, engine, workers, addr
     for entry in skipped:
         click.echo(f"skipped {printable(entry['path'])}: {printable(entry['reason'])}", err=True)
     summary.pop("history")
-    click.echo(json.dumps(summary, indent=2))
+    emit(json.dumps(summary, indent=2))
 
 
 @main.command(context_settings=CONTEXT)
@@ -278,7 +325,7 @@ def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, jobs,
     result = run(
         models_dir, list(data), threshold=threshold, target_fpr=target_fpr, report_dir=report_dir, progress=not quiet, jobs=jobs
     )
-    click.echo(json.dumps(result) if as_json else format_metrics(result))
+    emit(json.dumps(result) if as_json else format_metrics(result))
     if report_dir and not as_json:
         click.echo(f"report written to {result['report']['html']}", err=True)
 
@@ -363,19 +410,37 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
             echo_error(result.error)
         ctx.exit(result.exit_code)
 
-    from .commands.output import write_predictions
     from .commands.predict import Classifier
     from .mail.sources import SkipLog
 
     clf = Classifier.load(models_dir)
     skips = SkipLog()
     rows = clf.predict(inputs, threshold=threshold, skips=skips, explain=explain, ham_cutoff=ham_cutoff, jobs=jobs)
-    counts = write_predictions(rows, fmt, sys.stdout, explain=bool(explain))
+    counts = _write_rows(rows, fmt, explain=bool(explain))
     note = f", {counts['truncated']} cut at {clf.options.max_bytes} bytes (extract.max_bytes)" if counts["truncated"] else ""
-    note += f", {skips.summary()}" if skips.skipped else ""
-    click.echo(f"{counts['scored']} scored, {counts['failed']} failed{note}", err=True)
+    _echo_summary(counts, note, skips)
     if counts["failed"]:
         sys.exit(3)
+
+
+def _write_rows(rows, fmt: str, explain: bool = False) -> dict:
+    """The rows on stdout, CSV and JSON Lines in UTF-8 whatever the locale. A reader that goes
+    away (``| head -1``) stops the scoring: the command then ends as it would have at the end."""
+    from .commands.output import write_predictions
+
+    if fmt != "table":
+        reconfigure_stdout(encoding="utf-8")
+    counts = write_predictions(rows, fmt, sys.stdout, explain=explain)
+    if counts["closed"]:
+        release_stdout()
+    return counts
+
+
+def _echo_summary(counts: dict, note: str, skips) -> None:
+    """``N scored, M failed`` and what else there is to say, on stderr."""
+    note += f", {skips.summary()}" if skips.skipped else ""
+    note += ", stopped when the output was closed" if counts.get("closed") else ""
+    click.echo(f"{counts['scored']} scored, {counts['failed']} failed{note}", err=True)
 
 
 def _predict_on_ray(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, address, out_dir, workers):
@@ -390,13 +455,10 @@ def _predict_on_ray(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain
     if out_dir:
         out_format = {"jsonl": "jsonl", "csv": "csv"}.get(fmt, "parquet")
         counts = ray_scoring.write_scores(inputs, models_dir, out_dir, out_format=out_format, **options)
-        click.echo(json.dumps(counts, indent=2))
+        emit(json.dumps(counts, indent=2))
     else:
-        from .commands.output import write_predictions
-
-        counts = write_predictions(ray_scoring.iter_predictions(inputs, models_dir, **options), fmt, sys.stdout)
-    note = f", {skips.summary()}" if skips.skipped else ""
-    click.echo(f"{counts['scored']} scored, {counts['failed']} failed{note}", err=True)
+        counts = _write_rows(ray_scoring.iter_predictions(inputs, models_dir, **options), fmt)
+    _echo_summary(counts, "", skips)
     if counts["failed"]:
         ctx.exit(3)
 
@@ -419,7 +481,7 @@ def inspect_command(models_dir, as_json):
     from .commands.inspect import format_inspection, inspect_bundle
 
     info = inspect_bundle(models_dir)
-    click.echo(json.dumps(info, indent=2, sort_keys=True) if as_json else format_inspection(info))
+    emit(json.dumps(info, indent=2, sort_keys=True) if as_json else format_inspection(info))
     if not info["verified"]:
         echo_error(info["problem"])
         sys.exit(3)

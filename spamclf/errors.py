@@ -27,3 +27,11 @@ class BundleError(SpamclfError):
     """
 
     exit_code = 3
+
+
+class OutputError(SpamclfError):
+    """An output that could not be written: a full disk, a read-only folder, a file size limit.
+
+    Exit status 1, as for the other failures of a batch command; the files that were there
+    before are left as they were (see ``spamclf.writing``).
+    """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -138,6 +139,26 @@ def test_preprocess_is_reproducible(tmp_path, sample):
         assert (tmp_path / "a" / split).read_bytes() == (tmp_path / "b" / split).read_bytes()
     run("preprocess", "--data", sample, "--out", tmp_path / "c", "--seed", "8", "-q")
     assert (tmp_path / "a" / "test.jsonl").read_bytes() != (tmp_path / "c" / "test.jsonl").read_bytes()
+
+
+def test_preprocess_refuses_an_out_folder_that_an_input_would_read(tmp_path, sample):
+    # --out D/spam, run twice, used to label its own split spam and drop the real ham as duplicates of it.
+    data = tmp_path / "data"
+    shutil.copytree(sample, data)
+    before = sorted(p for p in data.rglob("*"))
+    for args in (
+        ["--data", data, "--out", data / "spam"],
+        ["--data", data, "--out", data],
+        ["--spam", data / "spam", "--ham", data / "ham", "--out", data / "ham" / "split"],
+        ["--data", tmp_path / "link", "--out", data / "spam"],  # the same folder through a link
+    ):
+        (tmp_path / "link").unlink(missing_ok=True)
+        (tmp_path / "link").symlink_to(data)
+        _one_line_error(run("preprocess", *args, "-q"), 1, "inside the input" if args[-1] != data else "is the input")
+    assert sorted(p for p in data.rglob("*")) == before  # refused before any work: nothing written
+    split = tmp_path / "split"
+    assert run("preprocess", "--data", data, "--out", split, "-q").exit_code == 0
+    _one_line_error(run("preprocess", "--data", split / "train.jsonl", "--out", split, "-q"), 1, "would replace the input")
 
 
 def test_train_refuses_to_overwrite_without_force(smoke_models, sample, smoke_config):

@@ -4,24 +4,45 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import IO
 
 from .. import __version__
 from ..config import defaults
 from ..mail.labelled import LabelledData, load_labelled, require_trainable, stratified_split
+from ..errors import DataError
 from ..mail.extract import ExtractOptions
-from ..mail.sources import LABELS, PREPROCESSED_MAGIC
+from .output import json_record
+from ..mail.sources import LABELS, PREPROCESSED_MAGIC, LabelledSource
+from ..writing import OutputFiles
 
 TRAIN_FILE = "train.jsonl"
 TEST_FILE = "test.jsonl"
 STATS_FILE = "stats.json"
 
 
-def write_split(path: Path, data: LabelledData, options: ExtractOptions) -> None:
+def write_split(fh: IO[str], data: LabelledData, options: ExtractOptions) -> None:
+    """One split as JSON Lines: a header, then one record per message (``path_bytes`` as in ``output``)."""
     header = {"format": PREPROCESSED_MAGIC, "version": 1, "spamclf_version": __version__, "extract": options.__dict__}
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(header) + "\n")
-        for p, text, label, digest in zip(data.paths, data.texts, data.labels, data.digests):
-            fh.write(json.dumps({"path": p, "label": LABELS[label], "sha256": digest, "text": text}, ensure_ascii=False) + "\n")
+    fh.write(json.dumps(header) + "\n")
+    for p, text, label, digest in zip(data.paths, data.texts, data.labels, data.digests):
+        fh.write(json_record({"path": p, "label": LABELS[label], "sha256": digest, "text": text}) + "\n")
+
+
+def check_out_folder(data, out: Path) -> None:
+    """Refuse an ``out`` that is an input or inside one, or whose files would replace an input: the
+    next run over that input would read the split as mail (``--out D/spam`` labels it all spam)."""
+    target = out.resolve()
+    outputs = {target / name for name in (TRAIN_FILE, TEST_FILE, STATS_FILE)}
+    for src in data:
+        name = src.path if isinstance(src, LabelledSource) else str(src)
+        if name == "-":
+            continue
+        source = Path(name).resolve()
+        if source == target or source in target.parents:
+            where = "the input" if source == target else "inside the input"
+            raise DataError(f"--out {out} is {where} {name}; its files would be read as data next time: choose a folder outside the inputs")
+        if source in outputs:
+            raise DataError(f"--out {out} would replace the input {name}: choose another folder")
 
 
 def preprocess(
@@ -37,19 +58,15 @@ def preprocess(
 
     Exact duplicates are dropped before splitting, so no message is in both splits.
     """
-    from ..errors import DataError
-
     if not 0.0 < test_size < 1.0:
         raise DataError(f"--test-size must be between 0 and 1, got {test_size}")
+    out = Path(out)
+    check_out_folder(data, out)
     options = options or ExtractOptions(**defaults()["extract"])
     dataset = load_labelled(data, options, progress=progress, jobs=jobs)
     require_trainable(dataset, "preprocessing")
     train_idx, test_idx = stratified_split(dataset.y, test_size, seed)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     train, test = dataset.subset(train_idx), dataset.subset(test_idx)
-    write_split(out / TRAIN_FILE, train, options)
-    write_split(out / TEST_FILE, test, options)
     stats = {
         "out": str(out),
         "seed": seed,
@@ -59,5 +76,9 @@ def preprocess(
         "test": test.counts(),
         "files": {"train": str(out / TRAIN_FILE), "test": str(out / TEST_FILE)},
     }
-    (out / STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    with OutputFiles(out) as files:  # all three files, or none: a split never meets another's half
+        for name, split in ((TRAIN_FILE, train), (TEST_FILE, test)):
+            with files.open(name) as fh:
+                write_split(fh, split, options)
+        files.write_text(STATS_FILE, json.dumps(stats, indent=2) + "\n")
     return stats

@@ -26,6 +26,7 @@ from ..model.bundle import (
 )
 from ..config import load_config
 from ..mail.labelled import load_labelled, require_trainable, stratified_split
+from ..errors import OutputError
 from ..mail.extract import ExtractOptions
 from ..model.features import TfidfFeatures
 from ..reports.metrics import classification_metrics, threshold_for_fpr
@@ -67,7 +68,10 @@ def save_trained(models_dir: Path, model, layers, features: TfidfFeatures, cfg: 
 
         learning_curves(history, folder / CURVES_FILE)
 
-    write_bundle(models_dir, fill, force=force)
+    try:
+        write_bundle(models_dir, fill, force=force)
+    except OSError as exc:  # a full disk, a read-only folder: the bundle was built aside, nothing replaced
+        raise OutputError(f"cannot write the models directory {models_dir}: {exc.strerror or exc}; an existing one is unchanged") from exc
 
 
 def train(

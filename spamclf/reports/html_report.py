@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import html
 import json
 from pathlib import Path
 
 import numpy as np
+
+from ..printable import printable
+from ..commands.output import CsvLines, csv_path
+from ..writing import OutputFiles
 
 METRICS_FILE = "metrics.json"
 CONFUSION_FILE = "confusion_matrix.csv"
@@ -48,7 +51,7 @@ def _html(metrics: dict, wrong: list[dict], plots: dict[str, str]) -> str:
     )
     shown = wrong[:500]
     wrong_rows = "".join(
-        f"<tr><td>{esc(w['path'])}</td><td>{w['score']:.6f}</td><td>{w['label']}</td><td>{w['predicted']}</td></tr>" for w in shown
+        f"<tr><td>{esc(printable(w['path']))}</td><td>{w['score']:.6f}</td><td>{w['label']}</td><td>{w['predicted']}</td></tr>" for w in shown
     )
     more = f"<p>{len(wrong) - len(shown)} more in {MISCLASSIFIED_FILE}.</p>" if len(wrong) > len(shown) else ""
     images = "".join(f'<figure><img src="{esc(f)}" alt="{esc(name)}"></figure>' for name, f in plots.items())
@@ -60,7 +63,7 @@ def _html(metrics: dict, wrong: list[dict], plots: dict[str, str]) -> str:
 td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:left}}figure{{display:inline-block;margin:.5em}}</style>
 </head><body>
 <h1>spamclf evaluation</h1>
-<p>Models: {esc(str(metrics.get('models_dir', '')))} (bundle {esc(str(metrics.get('bundle_id', '')))})</p>
+<p>Models: {esc(printable(str(metrics.get('models_dir', ''))))} (bundle {esc(printable(str(metrics.get('bundle_id', ''))))})</p>
 <h2>Metrics</h2><table>{rows}</table>
 {target_html}
 <h2>Confusion matrix</h2>
@@ -75,23 +78,23 @@ td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:left}}figure{{display:
 
 
 def write_report(folder: str | Path, metrics: dict, paths: list[str], y_true, scores) -> dict[str, str]:
-    """Write the whole report into ``folder``; return {what: file path}."""
+    """Write the whole report into ``folder``, replacing an earlier one only once every file is
+    written (``writing.OutputFiles``); return {what: file path}."""
     from .plots import evaluation_plots
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     threshold = metrics["threshold"]
     wrong = misclassified(paths, y_true, scores, threshold)
-    (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     (tn, fp), (fn, tp) = metrics["confusion_matrix"]
-    (folder / CONFUSION_FILE).write_text(
-        f"actual,predicted_ham,predicted_spam\nham,{tn},{fp}\nspam,{fn},{tp}\n", encoding="utf-8"
-    )
-    with open(folder / MISCLASSIFIED_FILE, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["path", "score", "label", "predicted"], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(wrong)
-    plots = evaluation_plots(y_true, scores, threshold, folder)
-    (folder / HTML_FILE).write_text(_html(metrics, wrong, plots), encoding="utf-8")
-    files = {"metrics": METRICS_FILE, "confusion_matrix": CONFUSION_FILE, "misclassified": MISCLASSIFIED_FILE, "html": HTML_FILE}
-    return {k: str(folder / v) for k, v in {**files, **plots}.items()}
+    csv_lines = CsvLines()
+    with OutputFiles(folder) as files:
+        files.write_text(METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+        files.write_text(CONFUSION_FILE, f"actual,predicted_ham,predicted_spam\nham,{tn},{fp}\nspam,{fn},{tp}\n")
+        with files.open(MISCLASSIFIED_FILE, newline="") as fh:
+            fh.write(csv_lines.line(["path", "score", "label", "predicted"]))
+            for w in wrong:
+                fh.write(csv_lines.line([csv_path(w["path"]), w["score"], w["label"], w["predicted"]]))
+        plots = evaluation_plots(y_true, scores, threshold, files.path)
+        files.write_text(HTML_FILE, _html(metrics, wrong, plots))
+    names = {"metrics": METRICS_FILE, "confusion_matrix": CONFUSION_FILE, "misclassified": MISCLASSIFIED_FILE, "html": HTML_FILE}
+    return {k: str(folder / v) for k, v in {**names, **plots}.items()}

@@ -4,6 +4,7 @@ when a plot is made). Training's learning curves are drawn without it (``curves.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 
 def _pyplot():
@@ -24,14 +25,16 @@ def _save(plt, fig, ax, title: str, path: Path, xlabel: str, ylabel: str | None 
     if legend:
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=80, format="png")
     plt.close(fig)
 
 
-def evaluation_plots(y_true, scores, threshold: float, folder: Path) -> dict[str, str]:
+def evaluation_plots(y_true, scores, threshold: float, place: Callable[[str], Path]) -> dict[str, str]:
     """ROC, precision-recall, score histograms per class and metrics against threshold, as PNG files.
 
-    With one class only, the score histogram alone: the curves need both. Returns {plot name: file name}.
+    ``place(file name)`` gives the path to write each file to (``OutputFiles.path``: a temporary
+    file that becomes the named one). With one class only, the score histogram alone: the curves
+    need both. Returns {plot name: file name}.
     """
     import numpy as np
 
@@ -48,21 +51,21 @@ def evaluation_plots(y_true, scores, threshold: float, folder: Path) -> dict[str
     }
     if not (np.any(y_true == 0) and np.any(y_true == 1)):
         files = {"histogram": files["histogram"]}
-        _histogram(plt, y_true, scores, threshold, folder / files["histogram"])
+        _histogram(plt, y_true, scores, threshold, place(files["histogram"]))
         return files
 
     fpr, tpr, _ = roc_points(y_true, scores)
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(fpr, tpr, lw=2)
     ax.plot([0, 1], [0, 1], ":", color="grey")
-    _save(plt, fig, ax, "ROC curve", folder / files["roc"], "false-positive rate (ham marked spam)", "true-positive rate (spam caught)")
+    _save(plt, fig, ax, "ROC curve", place(files["roc"]), "false-positive rate (ham marked spam)", "true-positive rate (spam caught)")
 
     recall, precision = pr_points(y_true, scores)
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(recall, precision, lw=2)
-    _save(plt, fig, ax, "Precision-recall curve", folder / files["pr"], "recall", "precision")
+    _save(plt, fig, ax, "Precision-recall curve", place(files["pr"]), "recall", "precision")
 
-    _histogram(plt, y_true, scores, threshold, folder / files["histogram"])
+    _histogram(plt, y_true, scores, threshold, place(files["histogram"]))
 
     grid = np.linspace(0.0, 1.0, 101)
     curves = metrics_by_threshold(y_true, scores, grid)
@@ -70,7 +73,7 @@ def evaluation_plots(y_true, scores, threshold: float, folder: Path) -> dict[str
     for key in ("accuracy", "precision", "recall", "false_positive_rate"):
         ax.plot(grid, curves[key], label=key)
     ax.axvline(threshold, color="k", ls="--", label="threshold")
-    _save(plt, fig, ax, "Metrics against threshold", folder / files["thresholds"], "threshold", legend=True)
+    _save(plt, fig, ax, "Metrics against threshold", place(files["thresholds"]), "threshold", legend=True)
     return files
 
 
