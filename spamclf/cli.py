@@ -320,7 +320,7 @@ def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, jobs,
       spamclf evaluate --models models/demo --spam ~/Mail/junk
     """
     from .commands.evaluate import evaluate as run
-    from .commands.output import format_metrics
+    from .commands.evaluate import format_metrics
 
     result = run(
         models_dir, list(data), threshold=threshold, target_fpr=target_fpr, report_dir=report_dir, progress=not quiet, jobs=jobs
@@ -426,7 +426,7 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
 def _write_rows(rows, fmt: str, explain: bool = False) -> dict:
     """The rows on stdout, CSV and JSON Lines in UTF-8 whatever the locale. A reader that goes
     away (``| head -1``) stops the scoring: the command then ends as it would have at the end."""
-    from .commands.output import write_predictions
+    from .commands.predict import write_predictions
 
     if fmt != "table":
         reconfigure_stdout(encoding="utf-8")

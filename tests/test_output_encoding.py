@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from spamclf.commands.output import write_predictions
+from spamclf.commands.predict import write_predictions
 from spamclf.commands.predict import Prediction
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,7 +116,7 @@ def test_a_cr_in_a_name_cannot_split_a_csv_row():
 
 
 def test_csv_path_cells_read_back_one_way():
-    from spamclf.commands.output import csv_path
+    from spamclf.records import csv_path
 
     for name in [b"plain.eml", b"bad\xff.eml", b"base64:looks-encoded.eml", "café.eml".encode()]:
         assert exact_bytes_of_csv(csv_path(os.fsdecode(name))) == name

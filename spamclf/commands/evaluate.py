@@ -57,3 +57,35 @@ def evaluate(
 
         result["report"] = write_report(report_dir, result, dataset.paths, y, scores)
     return result
+
+
+def format_metrics(m: dict) -> str:
+    """A readable table of evaluation metrics and the confusion matrix."""
+    (tn, fp), (fn, tp) = m["confusion_matrix"]
+    missing = "no ham" if tn + fp == 0 else "no spam" if tp + fn == 0 else "one class"
+
+    def value(key: str) -> str:  # None: the data has one class, and this needs the other
+        return f"n/a ({missing})" if m.get(key) is None else f"{m[key]:.4f}"
+
+    lines = [
+        f"messages             {m['n']}",
+        f"threshold            {m['threshold']:.4f}",
+        f"accuracy             {m['accuracy']:.4f}",
+        f"precision            {value('precision')}",
+        f"recall               {value('recall')}  (spam caught)",
+        f"f1                   {value('f1')}",
+        f"roc_auc              {value('roc_auc')}",
+        f"false_positive_rate  {value('false_positive_rate')}  (ham marked spam)",
+        "",
+        "confusion matrix     predicted ham  predicted spam",
+        f"  actual ham         {tn:>13}  {fp:>14}",
+        f"  actual spam        {fn:>13}  {tp:>14}",
+    ]
+    if m.get("at_target_fpr"):
+        t = m["at_target_fpr"]
+        lines += [
+            "",
+            f"threshold for false_positive_rate <= {t['target_fpr']}: {t['threshold']:.6f}"
+            f"  (false_positive_rate {t['false_positive_rate']:.4f}, recall {t['recall']:.4f})",
+        ]
+    return "\n".join(lines)

@@ -1,11 +1,18 @@
-"""Classifying messages with a saved bundle, without TensorFlow: the Python API and ``predict`` share this."""
+"""Classifying messages with a saved bundle, without TensorFlow: the Python API and ``predict`` share this.
+
+Rows are written as a table, CSV or JSON Lines (``write_predictions``); CSV and JSON Lines follow
+:mod:`spamclf.records`, so any file name can be recovered exactly. A score that is not a finite
+number (a broken model) becomes an error row, never ``NaN`` in JSON or ``nan`` in CSV. The table
+shows a name's undecodable bytes as ``\\xff`` escapes, with control characters (``printable``).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import IO, Iterable, Iterator, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,7 +23,10 @@ from ..mail.extract import ExtractOptions, extract
 from ..model.features import featurize_parts, rows_from_parts
 from ..model.scorer import forward
 from ..mail.sources import Item, SkipLog, iter_inputs
+from ..printable import printable
+from ..records import CsvLines, csv_path, json_record
 from ..workers import in_order
+from ..writing import OutputClosed, write_stream
 
 
 @dataclass
@@ -154,3 +164,69 @@ def _featurized_batches(items: Iterator[Item], options: ExtractOptions, features
 def load(models_dir: str | Path) -> Classifier:
     """Load a models directory for classification (verifies its manifest first)."""
     return Classifier.load(models_dir)
+
+
+# --- the rows as table, CSV or JSON Lines -------------------------------------------------------
+
+FORMATS = ("table", "csv", "jsonl")
+FIELDS = ("path", "score", "label", "error")
+
+
+def _tokens(explanation: dict | None, side: str) -> str:
+    """``token:+0.123 other:+0.045`` for one side of an explanation."""
+    return " ".join(f"{tok}:{w:+.3f}" for tok, w in (explanation or {}).get(side, []))
+
+
+def _finite(row: Prediction) -> Prediction:
+    """``row``, or its error row when its score is not a finite number."""
+    if row.score is None or row.error or math.isfinite(row.score):
+        return row
+    return Prediction(row.path, None, None, f"the model gave a score that is not a number ({row.score})")
+
+
+def write_predictions(rows: Iterable[Prediction], fmt: str, out: IO[str], explain: bool = False) -> dict:
+    """Stream ``rows`` to ``out`` as they come; return counts of scored and failed rows, and of
+    the scored rows whose message was cut at ``extract.max_bytes`` (``truncated``).
+
+    With ``explain``, CSV gains ``spam_tokens``/``ham_tokens`` columns and the table two indented
+    lines per message; JSON Lines rows carry an ``explain`` object whenever it is set.
+
+    A reader that goes away (``| head -1``) ends the output: no more rows are read, and
+    ``closed`` is True in the result. Any other failure to write raises OutputError.
+    """
+    counts = {"scored": 0, "failed": 0, "truncated": 0, "closed": False}
+    csv_lines = CsvLines()
+    try:
+        if fmt == "csv":
+            write_stream(out, csv_lines.line(FIELDS + (("spam_tokens", "ham_tokens") if explain else ())))
+        elif fmt == "table":
+            write_stream(out, f"{'LABEL':<6} {'SCORE':>8}  PATH\n")
+        for row in rows:
+            row = _finite(row)
+            counts["failed" if row.error else "scored"] += 1
+            counts["truncated"] += bool(row.truncated)
+            write_stream(out, _format(row, fmt, csv_lines, explain))
+        write_stream(out, flush=True)
+    except OutputClosed:
+        counts["closed"] = True
+        close = getattr(rows, "close", None)
+        if close:
+            close()  # stop reading and scoring: nobody reads the rows
+    return counts
+
+
+def _format(row: Prediction, fmt: str, csv_lines: CsvLines, explain: bool) -> str:
+    if fmt == "jsonl":
+        return json_record(row.as_dict()) + "\n"
+    if fmt == "csv":
+        cells = [csv_path(row.path), "" if row.score is None else f"{row.score:.6f}", row.label, row.error or ""]
+        if explain:
+            cells += [_tokens(row.explanation, "spam"), _tokens(row.explanation, "ham")]
+        return csv_lines.line(cells)
+    if row.error:
+        return f"{'ERROR':<6} {'-':>8}  {printable(row.path)}  ({printable(row.error)})\n"
+    text = f"{row.label:<6} {row.score:>8.4f}  {printable(row.path)}\n"
+    if explain and row.explanation is not None:
+        text += f"{'':<17}spam: {_tokens(row.explanation, 'spam') or '-'}\n"
+        text += f"{'':<17}ham:  {_tokens(row.explanation, 'ham') or '-'}\n"
+    return text

@@ -11,7 +11,7 @@ from ..config import defaults
 from ..mail.labelled import LabelledData, load_labelled, require_trainable, stratified_split
 from ..errors import DataError
 from ..mail.extract import ExtractOptions
-from .output import json_record
+from ..records import json_record
 from ..mail.sources import LABELS, PREPROCESSED_MAGIC, LabelledSource
 from ..writing import OutputFiles
 

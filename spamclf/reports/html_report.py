@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..printable import printable
-from ..commands.output import CsvLines, csv_path
+from ..records import CsvLines, csv_path
 from ..writing import OutputFiles
 
 METRICS_FILE = "metrics.json"
