@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 import scipy.sparse as sp
 
+from .config import check_network_size
 from .preload import BackgroundImport, collector_paused
 
 
@@ -79,7 +80,12 @@ def preload_keras() -> None:
 
 
 def build_model(n_features: int, units: list[int], dropout: float = 0.0, l2: float = 0.0, learning_rate: float = 1e-3):
-    """The article's network for ``n_features`` sparse inputs, compiled with Adam and binary cross-entropy."""
+    """The article's network for ``n_features`` sparse inputs, compiled with Adam and binary cross-entropy.
+
+    Refused (ConfigError) over ``config.MAX_WEIGHTS`` weights, before anything is allocated: with
+    ``features.max_features`` null the vocabulary's size is known only now.
+    """
+    check_network_size(n_features, units, "the vocabulary's size")
     keras, _ = import_keras()
     reg = keras.regularizers.L2(l2) if l2 else None
     layers = [keras.Input(shape=(n_features,), sparse=True, name="tfidf")]

@@ -535,7 +535,7 @@ def _train_on_ray(data, models_dir, config, overrides, force, workers, address, 
 
     if workers < 1:
         raise SpamclfError("--workers must be at least 1")
-    cfg = config if isinstance(config, dict) else load_config(config, overrides)
+    cfg = load_config(config, overrides)  # a dict is checked like a file
     models_dir = Path(models_dir)
     if models_dir.exists() and not force:
         from .errors import BundleError

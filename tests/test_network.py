@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spamclf.config import load_config
+from spamclf.config import MAX_WEIGHTS, load_config
 from spamclf.dataset import load_labelled, stratified_split
 from spamclf.extract import ExtractOptions
 from spamclf.features import TfidfFeatures
-from spamclf.network import dense_weights, fit, keras_predict, load_model
+from spamclf.errors import ConfigError
+from spamclf.network import build_model, dense_weights, fit, keras_predict, load_model
 from spamclf.scorer import forward
 
 
@@ -134,3 +135,10 @@ def test_training_step_reads_rows_whose_columns_are_not_sorted(split):
     assert (shuffled != x).nnz == 0 and not np.array_equal(shuffled.indices, x.indices)
     (i1, v1), (i2, v2) = _rows(x, np.arange(5)), _rows(shuffled, np.arange(5))
     assert np.array_equal(i1, i2) and np.array_equal(v1, v2)
+
+
+def test_a_network_over_the_weight_cap_is_refused_before_anything_is_allocated():
+    # with features.max_features null the vocabulary's size is known only when the model is built
+    with pytest.raises(ConfigError, match=rf"the vocabulary's size \(5000000\) and model.units \(\[512, 256\]\) make a network of \d+ weights; at most {MAX_WEIGHTS}"):
+        build_model(5_000_000, [512, 256])
+
