@@ -27,3 +27,7 @@ class BundleError(SpamclfError):
     """
 
     exit_code = 3
+
+
+class TrainingError(SpamclfError):
+    """Training that cannot give a usable model: its loss or weights stopped being finite numbers."""
