@@ -8,149 +8,250 @@ same values out, and a test keeps the two equal.
 from __future__ import annotations
 
 import copy
+import os
 import re
+import reprlib
+import stat
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ConfigError
 
-# key -> (types accepted, default, allowed values or None). ``None`` in types means nullable.
-_SCHEMA: dict[str, dict[str, tuple[tuple, Any, tuple | None]]] = {
+GB = 1_000_000_000
+MAX_CONFIG_BYTES = 1_000_000  # a config file is a few hundred bytes; anything this large is a mistake
+MAX_WEIGHTS = 2**28  # the network's weights: 1 GiB as float32, which training holds about four times over
+
+
+@dataclass(frozen=True)
+class Range:
+    """The numbers a key takes: ``low`` to ``high``, each end included unless marked open."""
+
+    low: float
+    high: float
+    open_low: bool = False
+    open_high: bool = False
+
+    def __contains__(self, value) -> bool:
+        above = value > self.low if self.open_low else value >= self.low
+        below = value < self.high if self.open_high else value <= self.high
+        return bool(above and below)  # NaN compares false either way: never in range
+
+    def __str__(self) -> str:
+        return f"{'(' if self.open_low else '['}{_number(self.low)}, {_number(self.high)}{')' if self.open_high else ']'}"
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class Key(NamedTuple):
+    """One config key: the types it accepts (``None`` in types: nullable), its default, and what it allows:
+    a Range of numbers, a tuple of choices, or None for a bool; for a list, the Range of its length, and
+    ``each`` that of its items."""
+
+    types: tuple
+    default: Any
+    allowed: Range | tuple | None
+    each: Range | None = None
+
+
+_NULL = type(None)
+_FRACTION_OPEN = Range(0.0, 1.0, open_low=True, open_high=True)
+
+# Every config key, with its type, default and allowed values. The caps on sizes keep a config (or a
+# bundle's config.json) from making spamclf allocate without bound.
+_SCHEMA: dict[str, dict[str, Key]] = {
     "extract": {
-        "headers": ((bool,), True, None),
-        "max_bytes": ((int,), 10_000_000, None),
-        "max_parts": ((int,), 256, None),
-        "max_depth": ((int,), 16, None),
-        "max_chars": ((int,), 200_000, None),
+        "headers": Key((bool,), True, None),
+        "max_bytes": Key((int,), 10_000_000, Range(1, GB)),
+        "max_parts": Key((int,), 256, Range(1, 100_000)),
+        "max_depth": Key((int,), 16, Range(1, 100)),  # MIME parsing recurses once per level
+        "max_chars": Key((int,), 200_000, Range(1, 10_000_000)),
     },
     "features": {
-        "max_features": ((int, type(None)), 20_000, None),
-        "ngram_max": ((int,), 1, None),
-        "min_df": ((int,), 2, None),
-        "max_df": ((float,), 1.0, None),
-        "sublinear_tf": ((bool,), True, None),
-        "lowercase": ((bool,), True, None),
-        "header_weight": ((float, type(None)), 0.5, None),
+        "max_features": Key((int, _NULL), 20_000, Range(1, 1_000_000)),
+        "ngram_max": Key((int,), 1, Range(1, 5)),  # each message yields ngram_max times its words as terms
+        "min_df": Key((int,), 2, Range(1, GB)),
+        "max_df": Key((float,), 1.0, Range(0.0, 1.0, open_low=True)),
+        "sublinear_tf": Key((bool,), True, None),
+        "lowercase": Key((bool,), True, None),
+        "header_weight": Key((float, _NULL), 0.5, _FRACTION_OPEN),
     },
     "model": {
-        "units": ((list,), [512, 256], None),
-        "dropout": ((float,), 0.0, None),
-        "l2": ((float,), 0.0, None),
+        "units": Key((list,), [512, 256], Range(1, 16), each=Range(1, 65_536)),
+        "dropout": Key((float,), 0.0, Range(0.0, 1.0, open_high=True)),
+        "l2": Key((float,), 0.0, Range(0.0, 1.0)),
     },
     "train": {
-        "seed": ((int,), 42, None),
-        "epochs": ((int,), 5, None),
-        "batch_size": ((int,), 256, None),
-        "min_steps_per_epoch": ((int,), 10, None),
-        "learning_rate": ((float,), 0.001, None),
-        "validation_split": ((float,), 0.2, None),
-        "early_stopping": ((bool,), True, None),
-        "patience": ((int,), 2, None),
-        "class_weight": ((str,), "none", ("none", "balanced")),
-        "target_fpr": ((float, type(None)), 0.005, None),
-        "min_threshold": ((float,), 0.5, None),
+        "seed": Key((int,), 42, Range(0, 2**32 - 1)),  # what NumPy's seeding takes
+        "epochs": Key((int,), 5, Range(1, 10_000)),
+        "batch_size": Key((int,), 256, Range(1, 1_000_000)),
+        "min_steps_per_epoch": Key((int,), 10, Range(1, 1_000_000)),
+        "learning_rate": Key((float,), 0.001, Range(0.0, 1.0, open_low=True)),
+        "validation_split": Key((float,), 0.2, _FRACTION_OPEN),
+        "early_stopping": Key((bool,), True, None),
+        "patience": Key((int,), 2, Range(0, 10_000)),
+        "class_weight": Key((str,), "none", ("none", "balanced")),
+        "target_fpr": Key((float, _NULL), 0.005, Range(0.0, 1.0, open_high=True)),
+        "min_threshold": Key((float,), 0.5, Range(0.0, 1.0)),
     },
 }
 
 
 def defaults() -> dict[str, dict[str, Any]]:
     """A fresh copy of the default configuration."""
-    return {sec: {k: copy.deepcopy(spec[1]) for k, spec in keys.items()} for sec, keys in _SCHEMA.items()}
+    return {sec: {k: copy.deepcopy(spec.default) for k, spec in keys.items()} for sec, keys in _SCHEMA.items()}
 
 
 _EXPONENT_FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+_SHOWN = reprlib.Repr()  # values in messages kept short: a YAML alias bomb's repr would never end
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring, _SHOWN.maxother = 2, 4, 4, 40, 40
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check(section: str, key: str, value: Any) -> Any:
+    """``value`` checked against the schema for ``section.key`` (an int made a float where the key
+    is a float); ConfigError naming the key and what it allows otherwise."""
     name = f"{section}.{key}"
     if section not in _SCHEMA:
         raise ConfigError(f"unknown config section '{section}' (in key '{name}'); known: {', '.join(_SCHEMA)}")
     if key not in _SCHEMA[section]:
         known = ", ".join(f"{section}.{k}" for k in _SCHEMA[section])
         raise ConfigError(f"unknown config key '{name}'; known keys in '{section}': {known}")
-    types, _, choices = _SCHEMA[section][key]
+    types, _, allowed, each = _SCHEMA[section][key]
     # YAML reads 1 as int; a float key accepts it. bool is an int in Python, but never a number here.
-    if float in types and isinstance(value, int) and not isinstance(value, bool):
+    if float in types and _is_int(value):
         value = float(value)
     # YAML 1.1 (PyYAML) reads 1e-5 as a string: its floats need a dot (1.0e-5). Take the number.
     if float in types and isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
         value = float(value)
     ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
     if not ok:
-        wanted = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-        raise ConfigError(f"config key '{name}' must be {wanted}, got {value!r}")
-    if choices and value not in choices:
-        raise ConfigError(f"config key '{name}' must be one of {', '.join(choices)}, got {value!r}")
-    if isinstance(value, list) and not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
-        raise ConfigError(f"config key '{name}' must be a list of positive integers, got {value!r}")
+        wanted = " or ".join("null" if t is _NULL else t.__name__ for t in types)
+        raise ConfigError(f"config key '{name}' must be {wanted}, got {_SHOWN.repr(value)}")
+    if value is None:
+        return value
+    null = " or null" if _NULL in types else ""
+    if isinstance(allowed, tuple) and value not in allowed:
+        raise ConfigError(f"config key '{name}' must be one of {', '.join(allowed)}, got {_SHOWN.repr(value)}")
+    if each is not None and not (len(value) in allowed and all(_is_int(v) and v in each for v in value)):
+        raise ConfigError(
+            f"config key '{name}' must be a list of {allowed.low} to {allowed.high} integers, each in {each}, got {_SHOWN.repr(value)}"
+        )
+    if isinstance(allowed, Range) and each is None and value not in allowed:
+        kind = "an integer" if int in types else "a number"
+        raise ConfigError(f"config key '{name}' must be {kind} in {allowed}{null}, got {_SHOWN.repr(value)}")
     return value
 
 
-def _merge(base: dict, overrides: dict, origin: str) -> dict:
+def check_section(section: str, values: Any, origin: str) -> dict:
+    """The keys of one config section (some or all of them) checked against the schema, as a new dict.
+
+    For settings stored apart from a config, such as a bundle's vocabulary settings; ``origin`` (a file
+    name) starts every error message.
+    """
+    if section not in _SCHEMA:
+        raise ConfigError(f"{origin}: unknown config section '{section}'; known: {', '.join(_SCHEMA)}")
+    if not isinstance(values, dict):
+        raise ConfigError(f"{origin}: config section '{section}' must be a mapping")
+    try:
+        return {key: _check(section, key, value) for key, value in values.items()}
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+
+
+def _merge(base: dict, overrides: Any, origin: str) -> dict:
     if not isinstance(overrides, dict):
         raise ConfigError(f"{origin}: a config must be a mapping of sections, got {type(overrides).__name__}")
     for section, keys in overrides.items():
-        if section not in _SCHEMA:
-            raise ConfigError(f"{origin}: unknown config section '{section}'; known: {', '.join(_SCHEMA)}")
-        if not isinstance(keys, dict):
-            raise ConfigError(f"{origin}: config section '{section}' must be a mapping")
-        for key, value in keys.items():
-            base[section][key] = _check(section, key, value)
+        checked = check_section(section, keys, origin)
+        base[section].update(checked)
     return base
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
     """Split ``section.key=value`` into its parts; the value is read as YAML (``3``, ``0.1``, ``true``, ``[64]``)."""
-    import yaml
-
     if "=" not in text:
         raise ConfigError(f"override '{text}' must look like section.key=value")
     dotted, raw = text.split("=", 1)
     parts = dotted.strip().split(".")
     if len(parts) != 2 or not all(parts):
         raise ConfigError(f"override key '{dotted.strip()}' must look like section.key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override '{text}': value is not valid YAML ({exc.__class__.__name__})") from None
+    value = _yaml_value(raw, f"the value of override '{text}'") if raw.strip() else None
     return parts[0], parts[1], value
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict:
-    """The resolved configuration: defaults, then the YAML file, then each ``section.key=value``."""
-    import yaml
-
-    config = defaults()
-    if path is not None:
-        path = Path(path)
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-        _merge(config, loaded or {}, str(path))
+def load_config(config: str | Path | dict | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """The resolved configuration: defaults, then the YAML file (or a dict of sections), then each
+    ``section.key=value``, every value checked against the schema."""
+    resolved = defaults()
+    if isinstance(config, dict):
+        _merge(resolved, copy.deepcopy(config), "config")
+    elif config is not None:
+        _merge(resolved, _read_yaml(Path(config)) or {}, str(config))  # an empty file: the defaults
     for text in overrides:
         section, key, value = parse_override(text)
-        config[section][key] = _check(section, key, value)
-    validate(config)
-    return config
+        resolved[section][key] = _check(section, key, value)
+    validate(resolved)
+    return resolved
+
+
+def _read_yaml(path: Path) -> Any:
+    """A config file's YAML, read with a size bound; anything but a regular file is refused, never waited on."""
+    try:
+        # O_NONBLOCK: opening a FIFO does not wait for a writer; a regular file reads as usual.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ConfigError(f"config file {path} is not a regular file")
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES} bytes; a config is a few lines")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})") from None
+    return _yaml_value(text, f"config file {path}")
+
+
+def _yaml_value(text: str, what: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or exc.__class__.__name__
+        raise ConfigError(f"{what} is not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{what} is not a config: nested too deeply") from None
 
 
 def validate(config: dict) -> None:
-    """Range checks that types alone cannot express."""
-    tr, ft = config["train"], config["features"]
-    if not 0.0 < tr["validation_split"] < 1.0:
-        raise ConfigError("config key 'train.validation_split' must be between 0 and 1 (exclusive)")
-    if tr["epochs"] < 1 or tr["batch_size"] < 1 or tr["min_steps_per_epoch"] < 1:
-        raise ConfigError("config keys 'train.epochs', 'train.batch_size' and 'train.min_steps_per_epoch' must be at least 1")
-    if tr["target_fpr"] is not None and not 0.0 <= tr["target_fpr"] < 1.0:
-        raise ConfigError("config key 'train.target_fpr' must be in [0, 1) or null")
-    if ft["ngram_max"] < 1 or ft["min_df"] < 1:
-        raise ConfigError("config keys 'features.ngram_max' and 'features.min_df' must be at least 1")
-    if ft["max_features"] is not None and ft["max_features"] < 1:
-        raise ConfigError("config key 'features.max_features' must be a positive integer or null")
-    if ft["header_weight"] is not None and not 0.0 < ft["header_weight"] < 1.0:
-        raise ConfigError("config key 'features.header_weight' must be between 0 and 1 (exclusive) or null")
-    if not config["model"]["units"]:
-        raise ConfigError("config key 'model.units' must name at least one hidden layer")
+    """Checks across keys; each key's own range is in the schema."""
+    ft = config["features"]
+    if ft["max_features"] is not None:
+        check_network_size(ft["max_features"], config["model"]["units"], "features.max_features")
+
+
+def network_weights(n_inputs: int, units: list[int]) -> int:
+    """How many weights (kernels and biases) the network has for ``n_inputs`` features and hidden ``units``."""
+    widths = [n_inputs, *units, 1]
+    return sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+
+
+def check_network_size(n_inputs: int, units: list[int], inputs_from: str) -> None:
+    """Refuse a network over MAX_WEIGHTS weights: ``inputs_from`` names where ``n_inputs`` came from."""
+    n = network_weights(n_inputs, units)
+    if n > MAX_WEIGHTS:
+        raise ConfigError(
+            f"{inputs_from} ({n_inputs}) and model.units ({_SHOWN.repr(units)}) make a network of {n} weights; "
+            f"at most {MAX_WEIGHTS} (1 GiB as float32): lower one of them"
+        )

@@ -35,3 +35,7 @@ class OutputError(SpamclfError):
     Exit status 1, as for the other failures of a batch command; the files that were there
     before are left as they were (see ``spamclf.writing``).
     """
+
+
+class TrainingError(SpamclfError):
+    """Training that cannot give a usable model: its loss or weights stopped being finite numbers."""

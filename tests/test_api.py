@@ -10,6 +10,7 @@ import pytest
 import spamclf
 from conftest import run_python
 from spamclf.model.bundle import BUNDLE_FILES, MANIFEST_FILE
+from spamclf.errors import BundleError
 from spamclf.mail.extract import extract
 
 
@@ -62,3 +63,91 @@ def test_predicting_never_imports_tensorflow_or_sklearn(smoke_models, sample):
         "print(sorted(m for m in ('tensorflow', 'keras', 'sklearn', 'pandas') if m in sys.modules))\n"
     )
     assert run_python(code) == "[]"
+
+
+# --- a score that is not a finite number is an error, never a number or a label ------------------
+
+
+@pytest.fixture(scope="module")
+def overflowing(smoke_models, tmp_path_factory):
+    """The smoke bundle with every kernel scaled by 1e30: finite weights whose sums overflow, so the
+    network gives NaN for every message (as a diverged training run's bundle did). Re-hashed, as
+    someone who can write the folder can, so that it loads."""
+    import shutil
+
+    from spamclf.model import bundle as bundle_mod
+
+    folder = tmp_path_factory.mktemp("overflowing") / "models"
+    shutil.copytree(smoke_models, folder)
+    layers = bundle_mod.load_weights(folder / "weights.npz")
+    bundle_mod.save_weights(folder / "weights.npz", [(kernel * np.float32(1e30), bias) for kernel, bias in layers])
+    bundle_mod._write_manifest(folder)
+    return folder
+
+
+NON_FINITE = "the model gave a non-finite score (nan): its models directory cannot be used; retrain it"
+
+
+def _strict_json(line: str) -> dict:
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_a_non_finite_score_is_an_error_row_never_a_number_or_a_label(overflowing, sample):
+    clf = spamclf.load(overflowing)
+    rows = list(clf.predict([sample / "spam"], ham_cutoff=None))
+    assert len(rows) == 120
+    assert all((r.score, r.label, r.error) == (None, None, NON_FINITE) for r in rows)
+    with pytest.raises(BundleError, match="non-finite score"):
+        clf.label(float("nan"))
+    assert clf.label(0.9) == "spam"  # a finite score still gets its label
+
+
+def test_predict_writes_valid_json_and_exits_3_for_non_finite_scores(overflowing, sample, root):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "spamclf", "predict", "--models", str(overflowing), "--format", "jsonl", str(sample / "spam")]
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=root)
+    assert proc.returncode == 3
+    rows = [_strict_json(line) for line in proc.stdout.splitlines()]
+    assert len(rows) == 120 and all(r["score"] is None and r["label"] is None and r["error"] == NON_FINITE for r in rows)
+    assert proc.stderr == "0 scored, 120 failed\n"  # and no NumPy warning about the overflow
+
+
+def test_filter_mode_passes_the_message_through_with_exit_3_for_a_non_finite_score(overflowing, sample, root):
+    import subprocess
+    import sys
+
+    raw = sorted((sample / "spam").iterdir())[0].read_bytes()
+    command = [sys.executable, "-m", "spamclf", "predict", "--models", str(overflowing), "-"]
+    proc = subprocess.run(command, input=raw, capture_output=True, cwd=root)
+    assert proc.returncode == 3
+    assert proc.stdout == raw  # no X-Spam-Score: nan, no header at all
+    assert proc.stderr.decode() == f"Error: {NON_FINITE}\n"
+
+
+def test_evaluate_refuses_non_finite_scores_with_one_line(overflowing, sample):
+    from click.testing import CliRunner
+
+    from spamclf.cli import main
+
+    with pytest.raises(BundleError, match="^the model gave a non-finite score for 300 of 300 messages"):
+        spamclf.evaluate(overflowing, [str(sample)], progress=False)
+    result = CliRunner().invoke(main, ["evaluate", "--models", str(overflowing), "--data", str(sample), "--json", "-q"])
+    assert result.exit_code == 3 and result.stdout == ""
+    assert result.stderr.startswith("Error: the model gave a non-finite score for 300 of 300 messages") and result.stderr.count("\n") == 1
+
+
+def test_an_infinite_logit_is_no_probability():
+    # float32 sums past 3.4e38 overflow to inf: the sigmoid would call that a certain 1.0
+    import scipy.sparse as sp
+
+    from spamclf.model.scorer import forward
+
+    layers = [(np.full((2, 1), 3e38, np.float32), np.zeros(1, np.float32))]
+    x = sp.csr_matrix(np.array([[1.0, 1.0], [0.5, 0.0], [0.0, 0.0]], np.float32))
+    scores = forward(x, layers)
+    assert np.isnan(scores[0]) and scores[1] == 1.0 and scores[2] == 0.5

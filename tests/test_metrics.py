@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from spamclf.reports.metrics import classification_metrics, roc_auc, threshold_for_fpr
+from spamclf.errors import BundleError
+from spamclf.reports.metrics import classification_metrics, pr_points, roc_auc, roc_points, threshold_for_fpr
 
 
 @pytest.fixture
@@ -61,3 +62,19 @@ def test_one_class_gives_what_it_can_measure_and_none_for_the_rest():
     assert none_marked["precision"] is None and none_marked["false_positive_rate"] == 0.0
     both = classification_metrics(np.array([0, 1]), np.array([0.1, 0.2]), 0.5)  # both classes: 0/0 stays 0
     assert both["precision"] == 0.0 and both["recall"] == 0.0 and both["f1"] == 0.0
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("measure", [
+    lambda y, s: classification_metrics(y, s, 0.5),
+    roc_auc,
+    lambda y, s: threshold_for_fpr(y, s, 0.01),
+    roc_points,
+    pr_points,
+], ids=["metrics", "roc_auc", "threshold_for_fpr", "roc_points", "pr_points"])
+def test_a_score_that_is_not_finite_is_refused_not_measured(measure, bad):
+    # one NaN among good scores gave a ROC AUC of 1.0
+    y = np.array([0, 0, 0, 1, 1, 1])
+    scores = np.array([0.9, 0.1, 0.2, 0.8, 0.7, bad])
+    with pytest.raises(BundleError, match="^the model gave a non-finite score for 1 of 6 messages: its models directory cannot be used"):
+        measure(y, scores)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spamclf.config import load_config
+from spamclf.config import MAX_WEIGHTS, load_config
 from spamclf.mail.labelled import load_labelled, stratified_split
 from spamclf.mail.extract import ExtractOptions
 from spamclf.model.features import TfidfFeatures
-from spamclf.model.network import dense_weights, fit, keras_predict, load_model
+from spamclf.errors import ConfigError, TrainingError
+from spamclf.model.network import build_model, dense_weights, fit, keras_predict, load_model
 from spamclf.model.scorer import forward
 
 
@@ -134,3 +135,50 @@ def test_training_step_reads_rows_whose_columns_are_not_sorted(split):
     assert (shuffled != x).nnz == 0 and not np.array_equal(shuffled.indices, x.indices)
     (i1, v1), (i2, v2) = _rows(x, np.arange(5)), _rows(shuffled, np.arange(5))
     assert np.array_equal(i1, i2) and np.array_equal(v1, v2)
+
+
+def _diverging(cfg: dict) -> dict:
+    # Past what the config allows (train.learning_rate is at most 1): the first Adam step makes the weights ~1e30
+    return {**cfg, "train": {**cfg["train"], "learning_rate": 1e30, "early_stopping": True}}
+
+
+def test_a_diverging_run_stops_at_the_first_epoch_whose_loss_is_not_finite(split):
+    cfg, x_fit, y_fit, x_val, y_val = split
+    with pytest.raises(TrainingError) as caught:
+        fit(x_fit, y_fit, x_val, y_val, _diverging(cfg), progress=False)
+    assert str(caught.value) == "training diverged at epoch 1 (loss nan); lower train.learning_rate"
+
+
+def test_a_diverging_run_writes_no_bundle_and_leaves_the_old_one_untouched(sample, smoke_models, smoke_config, tmp_path):
+    import shutil
+
+    from spamclf.commands.train import train_dataset
+
+    models = tmp_path / "models"
+    shutil.copytree(smoke_models, models)
+    before = {p.name: p.read_bytes() for p in models.iterdir()}
+    cfg = load_config(smoke_config)
+    data = load_labelled([str(sample)], ExtractOptions.from_config(cfg), progress=False)
+    with pytest.raises(TrainingError, match="training diverged at epoch 1"):
+        train_dataset(data, models, _diverging(cfg), force=True, progress=False)
+    assert {p.name: p.read_bytes() for p in models.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]  # no half-written bundle beside it
+
+
+def test_a_network_over_the_weight_cap_is_refused_before_anything_is_allocated():
+    # with features.max_features null the vocabulary's size is known only when the model is built
+    with pytest.raises(ConfigError, match=rf"the vocabulary's size \(5000000\) and model.units \(\[512, 256\]\) make a network of \d+ weights; at most {MAX_WEIGHTS}"):
+        build_model(5_000_000, [512, 256])
+
+
+def test_weights_that_are_not_finite_stop_training_even_when_the_loss_looks_finite(split):
+    from spamclf.model.network import _Trainer, import_keras
+
+    cfg = split[0]
+    _, tf = import_keras()
+    trainer = _Trainer(build_model(50, [8]), tf, cfg, 1.0, 1.0)
+    history = {"loss": [0.5], "val_loss": [0.4]}
+    trainer.stop_if_diverged(1, history)  # finite weights and losses: training goes on
+    trainer.biases[0].assign(tf.fill(trainer.biases[0].shape, float("inf")))
+    with pytest.raises(TrainingError, match=r"^training diverged at epoch 2 \(weights not finite\)"):
+        trainer.stop_if_diverged(2, history)

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..model.bundle import Bundle, load_bundle
-from ..errors import SpamclfError
+from ..errors import BundleError, SpamclfError
 from ..mail.extract import ExtractOptions, extract
 from ..model.features import featurize_parts, rows_from_parts
 from ..model.scorer import forward
@@ -89,7 +89,8 @@ class Classifier:
 
     def label(self, score: float, threshold: float | None = None, ham_cutoff: float | None = None) -> str:
         """Like bogofilter: ``spam`` at or above the spam cutoff (the threshold), ``ham`` below the ham
-        cutoff, ``unsure`` in between (``ham_cutoff <= score < spam_cutoff``)."""
+        cutoff, ``unsure`` in between (``ham_cutoff <= score < spam_cutoff``). BundleError for a score
+        that is not finite: filter mode then passes the message through with exit status 3."""
         return _label(score, *self.cutoffs(threshold, ham_cutoff))
 
     def predict_items(
@@ -119,9 +120,14 @@ class Classifier:
             for i, item in enumerate(batch):
                 if item.error is not None:
                     yield Prediction(item.path, None, None, item.error)
-                else:
-                    score = float(by_index[i])
-                    yield Prediction(item.path, score, _label(score, ham, spam), explanation=explained.get(i), truncated=item.truncated)
+                    continue
+                score = float(by_index[i])
+                try:
+                    label = _label(score, ham, spam)
+                except BundleError as exc:  # this row's score is not a number: an error row, never printed
+                    yield Prediction(item.path, None, None, str(exc))
+                    continue
+                yield Prediction(item.path, score, label, explanation=explained.get(i), truncated=item.truncated)
 
     def predict(
         self,
@@ -141,6 +147,13 @@ class Classifier:
 
 
 def _label(score: float, ham_cutoff: float, spam_cutoff: float) -> str:
+    """The one place a score becomes a label: predict's rows, filter mode and ``Classifier.label``.
+
+    A score that is not finite (``forward`` gives NaN for a broken network) gets no label: NaN compares
+    false with every cutoff, and would read as ``unsure`` even without an unsure band.
+    """
+    if not math.isfinite(score):
+        raise BundleError(f"the model gave a non-finite score ({score}): its models directory cannot be used; retrain it")
     return "spam" if score >= spam_cutoff else "ham" if score < ham_cutoff else "unsure"
 
 

@@ -85,11 +85,11 @@ def train(
 ) -> dict:
     """Train on labelled ``data`` and save the bundle to ``models_dir``. Returns a summary dict.
 
-    ``config`` is a YAML path, an already resolved dict, or None for the defaults; ``overrides``
+    ``config`` is a YAML path, a dict of sections, or None for the defaults; ``overrides``
     are ``section.key=value`` strings applied on top. ``jobs``: processes extracting the mail
     (0: one per CPU; 1: none).
     """
-    cfg = config if isinstance(config, dict) else load_config(config, overrides)
+    cfg = load_config(config, overrides)  # a dict is checked like a file
     models_dir = Path(models_dir)
     check_replaceable(models_dir, force)  # fail before the expensive part, not after it
 

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 import numpy as np
 import scipy.sparse as sp
 
+from ..config import check_network_size
+from ..errors import TrainingError
 from .tensorflow_import import BackgroundImport, collector_paused
 
 
@@ -79,7 +81,12 @@ def preload_keras() -> None:
 
 
 def build_model(n_features: int, units: list[int], dropout: float = 0.0, l2: float = 0.0, learning_rate: float = 1e-3):
-    """The article's network for ``n_features`` sparse inputs, compiled with Adam and binary cross-entropy."""
+    """The article's network for ``n_features`` sparse inputs, compiled with Adam and binary cross-entropy.
+
+    Refused (ConfigError) over ``config.MAX_WEIGHTS`` weights, before anything is allocated: with
+    ``features.max_features`` null the vocabulary's size is known only now.
+    """
+    check_network_size(n_features, units, "the vocabulary's size")
     keras, _ = import_keras()
     reg = keras.regularizers.L2(l2) if l2 else None
     layers = [keras.Input(shape=(n_features,), sparse=True, name="tfidf")]
@@ -230,6 +237,16 @@ class _Trainer:
         loss = np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
         return float(loss), float(np.mean((z >= 0) == (y > 0.5)))
 
+    def stop_if_diverged(self, epoch: int, history: dict) -> None:
+        """TrainingError once the epoch's loss or any weight is no longer a finite number: from then on
+        every step only spreads NaN, and a bundle saved from it would score NaN. Ray training calls it too."""
+        losses = {key: history[key][-1] for key in ("loss", "val_loss")}
+        bad = next((f"{key} {value}" for key, value in losses.items() if not np.isfinite(value)), None)
+        if bad is None and not all(bool(self.tf.reduce_all(self.tf.math.is_finite(v))) for v in self.variables):
+            bad = "weights not finite"
+        if bad is not None:
+            raise TrainingError(f"training diverged at epoch {epoch} ({bad}); lower train.learning_rate")
+
     def snapshot(self) -> list:
         """The variables' values now, for ``restore``: TensorFlow tensors, which never change.
 
@@ -335,6 +352,7 @@ def _fit(tf, x_train, y_train, x_val, y_val, config: dict, progress: bool):
         if progress:
             shown = ", ".join(f"{k} {history[k][-1]:.4f}" for k in sorted(history))
             click.echo(f"epoch {epoch + 1}/{tr['epochs']}: {shown}", err=True)
+        trainer.stop_if_diverged(epoch + 1, history)
         if not tr["early_stopping"]:
             continue
         if val_loss < best_loss:

@@ -47,7 +47,14 @@ def logits(x: sp.csr_matrix, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.
 
 
 def forward(x: sp.csr_matrix, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Spam probabilities for the rows of ``x``."""
-    with one_blas_thread():
+    """Spam probabilities for the rows of ``x``; NaN for a row whose logit is not finite.
+
+    A logit that is NaN or infinite comes from a broken network (NaN weights, or weights so large that
+    the sums overflow), not from a message: it is no probability, and every caller refuses NaN
+    (``prediction._label``, ``metrics``). The overflow is reported that way, not as NumPy warnings.
+    """
+    with one_blas_thread(), np.errstate(over="ignore", invalid="ignore"):
         z = logits(x, layers)
-    return (np.exp(-np.logaddexp(0.0, -z))).astype(np.float32)  # a sigmoid that never overflows
+        p = np.exp(-np.logaddexp(0.0, -z))  # a sigmoid that never overflows
+    p[~np.isfinite(z)] = np.nan
+    return p.astype(np.float32)

@@ -418,6 +418,7 @@ def _replica_training(loop: dict) -> None:
         epoch_metrics = {"loss": totals[0] / n_fit, "accuracy": totals[1] / n_fit, "val_loss": val_loss, "val_accuracy": val_correct / max(n_val, 1.0)}
         for key in history:
             history[key].append(float(epoch_metrics[key]))
+        trainer.stop_if_diverged(epoch + 1, history)  # every replica holds the same loss and weights: all stop
         stop = False
         if tr["early_stopping"]:
             if val_loss < best_loss:
@@ -535,7 +536,7 @@ def _train_on_ray(data, models_dir, config, overrides, force, workers, address, 
 
     if workers < 1:
         raise SpamclfError("--workers must be at least 1")
-    cfg = config if isinstance(config, dict) else load_config(config, overrides)
+    cfg = load_config(config, overrides)  # a dict is checked like a file
     models_dir = Path(models_dir)
     if models_dir.exists() and not force:
         from ..errors import BundleError

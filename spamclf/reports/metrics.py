@@ -4,6 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import BundleError
+
+
+def _scores(scores) -> np.ndarray:
+    """``scores`` as float64, refused if any is not finite: NaN sorts and compares as no score does (one
+    NaN among them gave a ROC AUC of 1.0), and it comes from a broken model, never from a message."""
+    scores = np.asarray(scores, dtype=np.float64)
+    bad = int(np.count_nonzero(~np.isfinite(scores)))
+    if bad:
+        raise BundleError(f"the model gave a non-finite score for {bad} of {scores.size} messages: its models directory cannot be used; retrain it")
+    return scores
+
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> list[list[int]]:
     """``[[tn, fp], [fn, tp]]``: rows are the true class (ham, spam), columns the predicted one."""
@@ -15,7 +27,7 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> list[list[int]]:
 def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float | None:
     """Area under the ROC curve (the Mann-Whitney statistic, ties counted half); None for one class."""
     y_true = np.asarray(y_true).astype(bool)
-    scores = np.asarray(scores, dtype=np.float64)
+    scores = _scores(scores)
     n_pos, n_neg = int(y_true.sum()), int((~y_true).sum())
     if n_pos == 0 or n_neg == 0:
         return None
@@ -46,7 +58,7 @@ def classification_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: fl
     rate, F1 or ROC AUC; no ham, no false-positive rate or ROC AUC.
     """
     y_true = np.asarray(y_true).astype(int)
-    scores = np.asarray(scores, dtype=np.float64)
+    scores = _scores(scores)
     y_pred = (scores >= threshold).astype(int)
     (tn, fp), (fn, tp) = confusion(y_true, y_pred)
     ratio = _ratio if (tp + fn) and (tn + fp) else _ratio_or_none
@@ -73,7 +85,7 @@ def threshold_for_fpr(y_true: np.ndarray, scores: np.ndarray, target_fpr: float)
     above the ham score that would otherwise push the rate past the target.
     """
     y_true = np.asarray(y_true).astype(bool)
-    ham = np.sort(np.asarray(scores, dtype=np.float64)[~y_true])[::-1]
+    ham = np.sort(_scores(scores)[~y_true])[::-1]
     if ham.size == 0:
         return 0.5
     allowed = int(np.floor(target_fpr * ham.size + 1e-9))  # ham messages that may score above it
@@ -85,7 +97,7 @@ def threshold_for_fpr(y_true: np.ndarray, scores: np.ndarray, target_fpr: float)
 def roc_points(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fpr, tpr, thresholds) at every distinct score, from the strictest threshold to the loosest."""
     y_true = np.asarray(y_true).astype(bool)
-    scores = np.asarray(scores, dtype=np.float64)
+    scores = _scores(scores)
     order = np.argsort(-scores, kind="mergesort")
     s, y = scores[order], y_true[order]
     last_of_tie = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1] if len(s) else np.zeros(0, int)
@@ -99,7 +111,7 @@ def roc_points(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.n
 def pr_points(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(recall, precision) at every distinct score threshold."""
     y_true = np.asarray(y_true).astype(bool)
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="mergesort")
+    order = np.argsort(-_scores(scores), kind="mergesort")
     y = y_true[order]
     tp = np.cumsum(y)
     predicted = np.arange(1, len(y) + 1)
