@@ -285,3 +285,12 @@ def test_yaml_errors_are_one_line_with_their_place():
     with pytest.raises(ConfigError) as caught:
         load_config(None, ["model.units=[1, 2"])
     assert "\n" not in str(caught.value) and "not valid YAML at line 1, column" in str(caught.value)
+
+
+def test_the_schema_is_the_one_home_of_every_default():
+    # TfidfFeatures() once gave 50,000 features and no header weight, against the config's 20,000 and 0.5.
+    from spamclf.mail.extract import ExtractOptions
+    from spamclf.model.features import TfidfFeatures
+
+    assert ExtractOptions().__dict__ == defaults()["extract"]
+    assert TfidfFeatures().settings() == defaults()["features"]

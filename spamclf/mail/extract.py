@@ -19,12 +19,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from ..config import defaults
 from . import mime
 
-DEFAULT_MAX_BYTES = 10_000_000
-DEFAULT_MAX_PARTS = 256
-DEFAULT_MAX_DEPTH = 16
-DEFAULT_MAX_CHARS = 200_000
+_DEFAULTS = defaults()["extract"]  # the config schema is the one home of every default
 
 # Zero-width and formatting characters spammers put inside words to dodge filters (a regex removes
 # them many times faster than str.translate with a dict).
@@ -78,11 +76,11 @@ _LOOKS_HTML = re.compile(r"(?i)<(html|body|a\s+href|div|table|font)\b")
 class ExtractOptions:
     """Caps on the work done per message (the ``extract`` config section)."""
 
-    headers: bool = True
-    max_bytes: int = DEFAULT_MAX_BYTES
-    max_parts: int = DEFAULT_MAX_PARTS
-    max_depth: int = DEFAULT_MAX_DEPTH
-    max_chars: int = DEFAULT_MAX_CHARS
+    headers: bool = _DEFAULTS["headers"]
+    max_bytes: int = _DEFAULTS["max_bytes"]
+    max_parts: int = _DEFAULTS["max_parts"]
+    max_depth: int = _DEFAULTS["max_depth"]
+    max_chars: int = _DEFAULTS["max_chars"]
 
     @classmethod
     def from_config(cls, config: dict) -> "ExtractOptions":
@@ -435,9 +433,9 @@ def _part_text(part: mime.Part, opts: ExtractOptions, signals: list[str], budget
 
 def bound_message(
     raw: bytes,
-    body_limit: int = 12 * DEFAULT_MAX_CHARS,
-    max_boundaries: int = 4 * DEFAULT_MAX_PARTS,
-    max_containers: int = 4 * DEFAULT_MAX_DEPTH,
+    body_limit: int = 12 * _DEFAULTS["max_chars"],
+    max_boundaries: int = 4 * _DEFAULTS["max_parts"],
+    max_containers: int = 4 * _DEFAULTS["max_depth"],
 ) -> bytes:
     """``raw`` cut where parsing and reading it would take long: an endless header block is ended
     after 256 KiB (the rest read as body), a single-part body after ``body_limit`` bytes, and a multipart

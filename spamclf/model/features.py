@@ -22,6 +22,10 @@ from typing import Iterable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from ..config import defaults
+
+_DEFAULTS = defaults()["features"]  # the config schema is the one home of every default
+
 TOKEN_PATTERN = re.compile(r"(?u)\b\w\w+\b")
 # The structure tokens ``extract`` writes (``hfrom_example_com``, ``htmllinks_5``, ``attachext_exe``...):
 # with ``header_weight`` set they form a block of their own in every row (see ``_weigh``).
@@ -230,13 +234,13 @@ class TfidfFeatures:
 
     def __init__(
         self,
-        max_features: int | None = 50_000,
-        ngram_max: int = 1,
-        min_df: int = 2,
-        max_df: float = 1.0,
-        sublinear_tf: bool = True,
-        lowercase: bool = True,
-        header_weight: float | None = None,
+        max_features: int | None = _DEFAULTS["max_features"],
+        ngram_max: int = _DEFAULTS["ngram_max"],
+        min_df: int = _DEFAULTS["min_df"],
+        max_df: float = _DEFAULTS["max_df"],
+        sublinear_tf: bool = _DEFAULTS["sublinear_tf"],
+        lowercase: bool = _DEFAULTS["lowercase"],
+        header_weight: float | None = _DEFAULTS["header_weight"],
     ) -> None:
         self.max_features = max_features
         self.ngram_max = ngram_max
