@@ -78,3 +78,20 @@ def test_a_score_that_is_not_finite_is_refused_not_measured(measure, bad):
     scores = np.array([0.9, 0.1, 0.2, 0.8, 0.7, bad])
     with pytest.raises(BundleError, match="^the model gave a non-finite score for 1 of 6 messages: its models directory cannot be used"):
         measure(y, scores)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_precision_recall_points_are_scikit_learns(seed):
+    # Ties on purpose: scores rounded to one decimal. A point per message put points between tied
+    # messages, where no threshold can be.
+    from sklearn.metrics import precision_recall_curve
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 200)
+    scores = np.round(np.clip(y * 0.3 + rng.random(200) * 0.7, 0, 1), 1)
+    recall, precision = pr_points(y, scores)
+    ref_precision, ref_recall, ref_thresholds = precision_recall_curve(y, scores)
+    # scikit-learn goes from the loosest threshold to the strictest and adds (recall 0, precision 1)
+    np.testing.assert_allclose(recall, ref_recall[:-1][::-1])
+    np.testing.assert_allclose(precision, ref_precision[:-1][::-1])
+    assert len(recall) == len(np.unique(scores)) == len(ref_thresholds)

@@ -109,12 +109,15 @@ def roc_points(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def pr_points(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(recall, precision) at every distinct score threshold."""
+    """(recall, precision) at every distinct score threshold, from the strictest to the loosest: one
+    point per distinct score, since messages with the same score are all on one side of any threshold."""
     y_true = np.asarray(y_true).astype(bool)
-    order = np.argsort(-_scores(scores), kind="mergesort")
-    y = y_true[order]
-    tp = np.cumsum(y)
-    predicted = np.arange(1, len(y) + 1)
+    scores = _scores(scores)
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], y_true[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1] if len(s) else np.zeros(0, int)
+    tp = np.cumsum(y)[last_of_tie]
+    predicted = last_of_tie + 1
     return tp / max(int(y.sum()), 1), tp / predicted
 
 
