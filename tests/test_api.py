@@ -151,3 +151,35 @@ def test_an_infinite_logit_is_no_probability():
     x = sp.csr_matrix(np.array([[1.0, 1.0], [0.5, 0.0], [0.0, 0.0]], np.float32))
     scores = forward(x, layers)
     assert np.isnan(scores[0]) and scores[1] == 1.0 and scores[2] == 0.5
+
+
+def test_a_pandas_series_or_dataframe_of_messages_gives_a_dataframe(smoke_models, sample):
+    import pandas as pd
+
+    clf = spamclf.load(smoke_models)
+    paths = sorted((sample / "spam").iterdir())[:3] + sorted((sample / "ham").iterdir())[:3]
+    raws = [p.read_bytes() for p in paths]
+    messages = pd.Series(raws[:3] + [raws[3].decode("latin-1"), None] + raws[4:], index=list("abcdefg")[:7])
+    out = clf.predict(messages)
+    assert isinstance(out, pd.DataFrame) and list(out.index) == list(messages.index)
+    assert list(out.columns) == ["score", "label", "error"]
+    expected = clf.score_messages(raws[:3] + [raws[3].decode("latin-1").encode()] + raws[4:])
+    scored = out.drop(index="e")
+    np.testing.assert_allclose(scored["score"].to_numpy(float), expected, rtol=1e-6)
+    assert set(scored["label"]) <= {"spam", "ham"} and scored["error"].isna().all()
+    assert out.loc["e", "error"].startswith("no message") and pd.isna(out.loc["e", "score"])
+    # a DataFrame: its text column by name, the other columns left alone
+    frame = pd.DataFrame({"id": range(6), "Message": raws}, index=range(10, 16))
+    by_frame = clf.predict(frame, explain=2)
+    assert list(by_frame.index) == list(range(10, 16)) and "explain" in by_frame
+    with pytest.raises(spamclf.errors.DataError, match="no text column"):
+        clf.predict(pd.DataFrame({"a": [1], "b": [2]}))
+
+
+def test_pandas_is_imported_only_when_a_frame_is_given(smoke_models, sample):
+    code = (
+        "import sys, spamclf\n"
+        f"rows = list(spamclf.load({str(smoke_models)!r}).predict([{str(sample / 'spam')!r}]))\n"
+        "print(len(rows) > 0, 'pandas' in sys.modules)\n"
+    )
+    assert run_python(code) == "True False"

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..model.bundle import Bundle, load_bundle
-from ..errors import BundleError, SpamclfError
+from ..errors import BundleError, DataError, SpamclfError
 from ..mail.extract import ExtractOptions, extract
 from ..model.features import featurize_parts, rows_from_parts
 from ..model.scorer import forward
@@ -137,13 +137,47 @@ class Classifier:
         explain: int = 0,
         ham_cutoff: float | None = None,
         jobs: int | None = 1,
-    ) -> Iterator[Prediction]:
+    ):
         """Predictions for message files and folders (recursive), one per file, in a stable order.
 
+        ``inputs`` may also be a pandas Series of messages (bytes or str), or a DataFrame with a text
+        column named as in tables (``text``, ``message``, ``raw``...): the result is then a DataFrame
+        with the same index and the columns ``score``, ``label`` and ``error`` (and ``explain``).
         ``jobs``: worker processes for extraction (None or 0: one per CPU), used for large inputs.
         """
+        if type(inputs).__module__.partition(".")[0] == "pandas":  # pandas is imported only when given
+            return self._predict_frame(inputs, threshold, explain, ham_cutoff, jobs)
         items = iter_inputs(inputs, self.options.max_bytes, skips)
         return self.predict_items(items, threshold, explain=explain, ham_cutoff=ham_cutoff, jobs=jobs)
+
+    def _predict_frame(self, frame, threshold, explain: int, ham_cutoff, jobs):
+        import pandas as pd
+
+        from ..mail.table_files import TEXT_COLUMNS, pick_column
+
+        if isinstance(frame, pd.DataFrame):
+            column = pick_column(list(frame.columns), TEXT_COLUMNS, fallback_single=True)
+            if column is None:
+                raise DataError(f"the DataFrame has no text column: name one of {', '.join(TEXT_COLUMNS)}")
+            frame = frame[column]
+        items = (_frame_item(index, value, self.options.max_bytes) for index, value in frame.items())
+        rows = list(self.predict_items(items, threshold, explain=explain, ham_cutoff=ham_cutoff, jobs=jobs))
+        columns = {"score": [r.score for r in rows], "label": [r.label for r in rows], "error": [r.error for r in rows]}
+        if explain:
+            columns["explain"] = [r.explanation for r in rows]
+        return pd.DataFrame(columns, index=frame.index)
+
+
+def _frame_item(index, value, max_bytes: int) -> Item:
+    """A cell of a pandas Series as a message: bytes as they are, text as UTF-8, nothing as an error row."""
+    where = f"row {index}"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+    elif isinstance(value, str):
+        raw = value.encode("utf-8", "surrogateescape")
+    else:
+        return Item(where, error=f"no message (a {type(value).__name__}, not bytes or text)")
+    return Item(where, raw=raw[:max_bytes], truncated=len(raw) > max_bytes)
 
 
 def _label(score: float, ham_cutoff: float, spam_cutoff: float) -> str:
