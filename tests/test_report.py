@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
 import numpy as np
 from click.testing import CliRunner
@@ -52,3 +54,16 @@ def test_roc_points_are_monotone_and_end_at_one():
     fpr, tpr, thresholds = roc_points(y, rng.random(200))
     assert fpr[0] == tpr[0] == 0.0 and fpr[-1] == tpr[-1] == 1.0
     assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0) and np.all(np.diff(thresholds) < 0)
+
+
+def test_report_without_matplotlib_is_one_line_before_any_work(smoke_models, sample, tmp_path):
+    # Matplotlib is the 'report' extra: without it, --report is refused before the mail is read.
+    code = (
+        "import sys\nsys.modules['matplotlib'] = None  # as if not installed\n"
+        "from spamclf.cli import main\n"
+        f"main(['evaluate', '--models', {str(smoke_models)!r}, '--data', {str(sample)!r}, '--report', {str(tmp_path / 'r')!r}, '-q'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == ["Error: --report draws its plots with Matplotlib, which is not installed: pip install 'spamclf[report]'"]
+    assert not (tmp_path / "r").exists()

@@ -29,6 +29,10 @@ def evaluate(
     ``target_fpr``: also find the threshold that keeps the false-positive rate on this data at
     most that (``at_target_fpr`` in the result). ``report_dir``: write the full report there.
     """
+    if report_dir is not None:
+        from ..reports.plots import require_matplotlib
+
+        require_matplotlib()
     clf = Classifier.load(models_dir)
     # The workers extract and tokenise; this process only multiplies the rows through the network.
     dataset = load_labelled(data, clf.options, progress=progress, dedupe=False, jobs=jobs, features=clf.features, rows=True)

@@ -7,6 +7,20 @@ from pathlib import Path
 from typing import Callable
 
 
+def require_matplotlib() -> None:
+    """Refuse, before any work, a report that cannot draw its plots: Matplotlib is the ``report`` extra."""
+    import importlib.util
+
+    from ..errors import SpamclfError
+
+    try:
+        found = importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):  # a broken or blocked install
+        found = False
+    if not found:
+        raise SpamclfError("--report draws its plots with Matplotlib, which is not installed: pip install 'spamclf[report]'")
+
+
 def _pyplot():
     import matplotlib
 
