@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from spamclf.cli import main
@@ -21,6 +21,7 @@ from spamclf.filtermode import FilterOptions, add_headers, filter_message, heade
 from spamclf.prediction import Classifier
 
 ADDED = re.compile(rb"X-Spam-(?:Flag|Score|Status): [^\r\n]*\r?\n")
+ADDED_CR = re.compile(rb"X-Spam-(?:Flag|Score|Status): [^\r\n]*\r")
 
 
 def filter_cli(models, raw: bytes, *options: str):
@@ -251,18 +252,95 @@ def test_format_with_dash_gives_a_row_not_a_filtered_message(smoke_models, sampl
         (b"Subject: x\n", 11),
         (b"Subject: x\n\nbody", 11),
         (b"From a@b Mon\nSubject: x\n folded\n\nbody\n", 32),
-        (b"not a header line\nSubject: x\n\n", 0),
+        # Up to the first empty line every line is header, as procmail and maildrop read it.
+        (b"not a header line\nSubject: x\n\n", 29),
+        (b"Subject: x\nnot a header line\nX-Spam-Flag: NO\n\nbody\n", 45),
+        (b"Bad Name: x\nX-Spam-Flag: NO\n\nbody\n", 28),
+        (b" leading space\nX-Spam-Flag: NO\n\nbody\n", 31),
+        (b"just some text\n", 15),
         (b"\nbody only\n", 0),
         (b"Subject: x\r\n\r\nbody\r\n", 12),
+        (b"Subject: x\r\n\nbody\r\n", 12),
+        (b"Subject: x\n\r\nbody\n", 11),
+        (b"Subject: x\n \n\t\nX: y\n", 20),  # a line of blanks is not empty
+        (b"Subject: x\rX: y\n\nbody\n", 16),  # a bare CR is no line end in a message with LF
+        # CR only, no LF anywhere: CR-terminated lines
+        (b"Subject: x\rX: y\r\rbody\r", 16),
+        (b"\rbody\r", 0),
+        (b"Subject: x\rX: y", 15),
     ],
 )
 def test_header_end(raw, cut):
     assert header_end(raw) == cut
 
 
-def test_a_message_without_headers_gets_a_header_block():
-    out = add_headers(b"just some text\n", [("X-Spam-Flag", "NO")])
-    assert out == b"X-Spam-Flag: NO\n\njust some text\n"
+def test_a_message_without_an_empty_line_is_all_header():
+    # procmail and maildrop read all of it as header: ours go at its end, where they read them.
+    out = add_headers(b"just some text\nX-Spam-Flag: NO\n", [("X-Spam-Flag", "YES")])
+    assert out == b"just some text\nX-Forged-Spam-Flag: NO\nX-Spam-Flag: YES\n"
+
+
+def test_a_message_that_starts_with_an_empty_line_gets_ours_as_its_header_block():
+    out = add_headers(b"\nX-Spam-Flag: NO\nbody\n", [("X-Spam-Flag", "YES")])
+    assert out == b"X-Spam-Flag: YES\n\nX-Spam-Flag: NO\nbody\n"  # the rest is body: not renamed, not read as header
+
+
+FORGERIES = {
+    "after-a-line-that-is-not-a-header": b"Subject: x\nnot a header line\nX-Spam-Flag: NO\nX-Spam-Score: 0.01\n\nbody\n",
+    "after-a-malformed-field-name": b"Subject: x\nBad Name: y\nX-Spam-Flag: NO\nX-Spam-Score: 0.01\n\nbody\n",
+    "first-line-starts-with-a-space": b" leading\nX-Spam-Flag: NO\nX-Spam-Score: 0.01\n\nbody\n",
+    "after-a-bare-cr": b"Subject: x\rX-Spam-Flag: NO\nX-Spam-Score: 0.01\n\nbody\n",
+    "folded-after-an-mbox-envelope": b"From a@b Mon\nnot header\nX-Spam-Flag:\n NO\nX-Spam-Score: 0.01\n\nbody\n",
+}
+
+
+@pytest.mark.parametrize("raw", FORGERIES.values(), ids=FORGERIES.keys())
+def test_every_forgery_in_the_header_block_is_renamed_and_ours_end_it(raw):
+    out = add_headers(raw, [("X-Spam-Flag", "YES"), ("X-Spam-Score", "0.9")])
+    cut = raw.index(b"\n\n") + 1
+    assert out[: len(out) - len(raw) + cut].endswith(b"X-Spam-Flag: YES\nX-Spam-Score: 0.9\n")  # the end of the block
+    assert out.endswith(raw[cut:])
+    assert [line for line in mda_header_lines(out) if line.lower().startswith(b"x-spam-")] == [b"X-Spam-Flag: YES", b"X-Spam-Score: 0.9"]
+    assert not re.search(rb"[\r\n]X-Spam-(Flag|Score): (NO|0.01)", out.split(b"\n\n")[0])  # not after a bare CR either
+    assert without_forged_prefix(out.replace(b"X-Spam-Flag: YES\nX-Spam-Score: 0.9\n", b"")) == raw
+
+
+def test_a_forgery_in_the_body_is_left_alone():
+    raw = b"Subject: x\n\nX-Spam-Flag: NO\n"
+    assert add_headers(raw, [("X-Spam-Flag", "YES")]) == b"Subject: x\nX-Spam-Flag: YES\n\nX-Spam-Flag: NO\n"
+
+
+def test_the_issues_forgery_in_a_real_process(smoke_models):
+    raw = b"Subject: x\nnot a header line\nX-Spam-Flag: NO\n\nbody\n"
+    proc = subprocess.run([sys.executable, "-m", "spamclf", "predict", "--models", str(smoke_models), "-"], input=raw, capture_output=True)
+    assert proc.returncode in (0, 1, 2) and proc.stderr == b""
+    head, body = proc.stdout.split(b"\n\n", 1)
+    assert head.startswith(b"Subject: x\nnot a header line\nX-Forged-Spam-Flag: NO\nX-Spam-Flag: ") and body == b"body\n"
+    assert [line.split(b":")[0] for line in mda_header_lines(proc.stdout) if line.startswith(b"X-Spam-")] == [b"X-Spam-Flag", b"X-Spam-Score", b"X-Spam-Status"]
+
+
+def test_a_cr_only_message_gets_cr_headers_at_the_end_of_its_header_block(smoke_models, sample, verdicts):
+    # Old-Mac line endings: no LF anywhere. The header block ends at CR CR, ours get CR endings.
+    path = pick(sample, verdicts, "spam", "spam", 1)[0]
+    raw = path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r")
+    raw = raw.replace(b"\rSubject:", b"\rX-Spam-Flag: NO\rSubject:", 1)  # and a forgery
+    code, out, err = filter_cli(smoke_models, raw)
+    assert b"\n" not in out  # no LF introduced
+    cut = raw.index(b"\r\r") + 1
+    assert raw.index(b"X-Spam-Flag: NO") < cut
+    head = out[: len(out) - len(raw) + cut]
+    renamed = len(b"X-Forged-Spam-") - len(b"X-Spam-")
+    flag = b"YES" if code == 0 else b"NO"
+    assert code in (0, 1) and err == ""
+    assert re.fullmatch(rb"X-Spam-Flag: %s\rX-Spam-Score: [0-9.]+\rX-Spam-Status: [^\r]+\r" % flag, head[cut + renamed :])
+    assert out.endswith(raw[cut:])
+    assert without_forged_prefix(ADDED_CR.sub(b"", out)) == raw
+    msg = headers_of(out)  # Python's parser takes CR for a line end: it reads ours, and only ours
+    assert msg.get_all("X-Spam-Flag") == [flag.decode()] and msg["X-Forged-Spam-Flag"] == "NO"
+
+
+def test_a_cr_only_message_without_an_empty_line():
+    assert add_headers(b"Subject: x\rTo: y", [("X-Spam-Flag", "NO")]) == b"Subject: x\rTo: y\rX-Spam-Flag: NO\r"
 
 
 def test_a_message_without_a_final_newline():
@@ -273,20 +351,53 @@ def test_a_message_without_a_final_newline():
 def test_line_ending():
     assert line_ending(b"a: b\r\nc: d\r\n") == b"\r\n"
     assert line_ending(b"a: b\nc: d\r\n") == b"\n"
+    assert line_ending(b"a: b\rc: d\n") == b"\n"
+    assert line_ending(b"a: b\rc: d\r") == b"\r"
     assert line_ending(b"") == b"\n"
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=2000))
-def test_arbitrary_bytes_pass_through_with_only_our_headers_added(raw):
+LINES = st.lists(
+    st.one_of(
+        st.sampled_from([b"X-Zq-Flag: NO", b"X-Zq-Score:0.1", b"X-Zq-x : y", b"X-Zq-", b" folded", b"\tfolded", b"not a header",
+                         b"Bad Name: v", b"Subject: s", b"From a@b Mon", b"", b" ", b"\r"]),
+        st.binary(max_size=12),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(LINES, st.sampled_from([b"\n", b"\r\n", b"\r"]), st.binary(max_size=2000) | st.just(b""))
+def test_arbitrary_messages_pass_through_with_only_our_headers_read_as_ours(lines, sep, tail):
+    raw = sep.join(lines) + tail
+    assume(b"forged" not in raw.lower() and len(re.findall(rb"(?i)x-zq-", raw)) == raw.count(b"X-Zq-"))
     fields = [("X-Zq-Flag", "NO"), ("X-Zq-Score", "0.5")]
     out = add_headers(raw, fields, prefix="X-Zq")
     eol = line_ending(raw)
     block = b"".join(f"{k}: {v}".encode() + eol for k, v in fields)
-    if not re.search(rb"(?im)^x-zq-", raw):
-        at = out.index(block)
-        rest = out[:at] + out[at + len(block) :]
-        assert rest in (raw, raw + eol, eol + raw, raw[:at] + eol + raw[at:])
+    at = out.index(block)
+    rest = out[:at] + out[at + len(block) :]
+    assert without_forged_prefix(rest, b"X-Forged-Zq-", b"X-Zq-") in (raw, raw + eol)  # every byte kept, bar the renames
+    # What procmail and maildrop read as header holds ours and no other field under the prefix.
+    assert [line for line in mda_header_lines(out) if re.match(rb"(?i)x-zq-[\x21-\x39\x3b-\x7e]*[ \t]*:", line)] == [
+        f"{k}: {v}".encode() + eol[:-1] for k, v in fields
+    ]
+
+
+def mda_header_lines(msg: bytes) -> list[bytes]:
+    """The lines procmail and maildrop match header rules against: every line up to the first empty one.
+    A message with no LF at all is taken as CR-terminated (the MDAs see it as one line)."""
+    sep = b"\n" if b"\n" in msg else b"\r"
+    lines = []
+    for line in msg.split(sep):
+        if line in (b"", b"\r"):
+            break
+        lines.append(line)
+    return lines
+
+
+def without_forged_prefix(out: bytes, forged: bytes = b"X-Forged-Spam-", ours: bytes = b"X-Spam-") -> bytes:
+    return out.replace(forged, ours)
 
 
 def test_options_validate_the_prefix():
