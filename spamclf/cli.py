@@ -20,7 +20,7 @@ import click  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .display import printable  # noqa: E402
-from .errors import SpamclfError  # noqa: E402
+from .errors import SpamclfError, UsageError  # noqa: E402
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -36,19 +36,11 @@ class SpamclfGroup(click.Group):
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:
-            if not meant_for_filter_mode(ctx.meta.get("spamclf.argv", ())) or sys.stdin is None or sys.stdin.isatty():
+            if not filter_usage_error(ctx, exc.format_message()):
                 raise  # Click's usage message and status 2, as for every other command (or no message to pass)
-            # A mail filter whose command line is wrong (a mistyped option, a missing --models) still
-            # delivers the mail and exits 3, as bogofilter does on an unknown option: 2 would read as
-            # "unsure", with no message on stdout.
-            from .filtermode import EXIT_ERROR, pass_through
-
-            echo_error(exc.format_message())
-            problem = pass_through(sys.stdin.buffer, sys.stdout.buffer)
-            if problem:
-                echo_error(problem)
-            ctx.exit(EXIT_ERROR)
         except SpamclfError as exc:
+            if isinstance(exc, UsageError):
+                filter_usage_error(ctx, str(exc))
             echo_error(str(exc))
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
@@ -59,6 +51,25 @@ class SpamclfGroup(click.Group):
 def echo_error(text: str) -> None:
     """``Error: text`` on stderr, one line whatever names it quotes (a file name may hold a newline)."""
     click.echo(f"Error: {printable(text)}", err=True)
+
+
+def filter_usage_error(ctx, problem: str) -> bool:
+    """A usage error in a command line meant for filter mode: say ``problem``, pass the message on stdin
+    through unchanged and exit 3. Returns False, having done nothing, for any other command line.
+
+    A mail filter whose command line is wrong (a mistyped option, a missing --models) still delivers
+    the mail and exits 3, as bogofilter does on an unknown option: 2 would read as "unsure", with no
+    message on stdout.
+    """
+    if not meant_for_filter_mode(ctx.meta.get("spamclf.argv", ())) or sys.stdin is None or sys.stdin.isatty():
+        return False
+    from .filtermode import EXIT_ERROR, pass_through
+
+    echo_error(problem)
+    problem = pass_through(sys.stdin.buffer, sys.stdout.buffer)
+    if problem:
+        echo_error(problem)
+    ctx.exit(EXIT_ERROR)
 
 
 def meant_for_filter_mode(argv) -> bool:
@@ -349,12 +360,16 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
     """
     from click.core import ParameterSource
 
+    from .sources import stdin_once
+
+    stdin_once(inputs)  # before the models load: a wrong command line is reported as such, stdin unread
+    filter_mode = inputs == ("-",) and ctx.get_parameter_source("fmt") == ParameterSource.DEFAULT
     if engine == "ray":
         return _predict_on_ray(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, address, out_dir, workers)
     if address or out_dir or workers:
         raise click.UsageError("--address, --out and --workers need --engine ray")
 
-    if inputs == ("-",) and ctx.get_parameter_source("fmt") == ParameterSource.DEFAULT:
+    if filter_mode:
         from .filtermode import FilterOptions, filter_stream
 
         options = FilterOptions(threshold, ham_cutoff, header_prefix, exit_zero)

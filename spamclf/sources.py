@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
-from .errors import DataError
+from .errors import DataError, UsageError
 from .mailboxes import compression_of, holds_one_message, inner_name, is_from_line, iter_mbox, open_decompressed
 from .tables import LABEL_COLUMNS, TABLE_SUFFIXES, TEXT_COLUMNS, NoTextColumn, iter_delimited, iter_jsonl, iter_parquet, parse_label
 
@@ -487,6 +487,15 @@ def read_stdin_item(stream: BinaryIO, max_bytes: int, path: str = "-") -> Item:
     return Item(path=path, raw=raw or b"", truncated=truncated)
 
 
+def stdin_once(sources: Iterable) -> list:
+    """``sources`` as a list. A UsageError when more than one of them is ``-``: stdin holds one
+    message, and a second read would find it empty and score an empty message."""
+    sources = list(sources)
+    if sum(str(src.path if isinstance(src, LabelledSource) else src) == "-" for src in sources) > 1:
+        raise UsageError("'-' (stdin) is given more than once: stdin holds one message; give '-' once")
+    return sources
+
+
 # ---------------------------------------------------------------------------------------------- entries
 
 
@@ -510,7 +519,12 @@ def iter_labelled(
     A source is a folder with ``spam/`` and ``ham/`` subfolders, a table with a label column,
     a preprocessed file, or a :class:`LabelledSource` (any input, one label for all of it).
     ``expect_extract``: the extract settings in use; a preprocessed file made with others is refused.
+    ``-`` given twice is a UsageError, raised by this call, before anything is read.
     """
+    return _iter_labelled(stdin_once(sources), max_bytes, skips, expect_extract)
+
+
+def _iter_labelled(sources: list, max_bytes: int, skips: SkipLog | None, expect_extract: dict | None) -> Iterator[Item]:
     for src in sources:
         label = src.label if isinstance(src, LabelledSource) else None
         path = Path(src.path if isinstance(src, LabelledSource) else src)
@@ -558,8 +572,13 @@ def iter_labelled_file(
 def iter_inputs(inputs: Iterable[str | Path], max_bytes: int, skips: SkipLog | None = None) -> Iterator[Item]:
     """Unlabelled messages for ``predict``: every message in each input, in a stable order.
 
-    An input that cannot be read still yields its Item, with ``error`` set; ``-`` is one message on stdin.
+    An input that cannot be read still yields its Item, with ``error`` set; ``-`` is one message on stdin
+    (given twice: a UsageError, raised by this call, before anything is read).
     """
+    return _iter_inputs(stdin_once(inputs), max_bytes, skips)
+
+
+def _iter_inputs(inputs: list, max_bytes: int, skips: SkipLog | None) -> Iterator[Item]:
     how = _Read(max_bytes, skips, None, False)
     for src in inputs:
         if str(src) == "-":

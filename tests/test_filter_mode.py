@@ -403,3 +403,56 @@ def without_forged_prefix(out: bytes, forged: bytes = b"X-Forged-Spam-", ours: b
 def test_options_validate_the_prefix():
     with pytest.raises(ValueError, match="header prefix"):
         FilterOptions(header_prefix="X Spam:").header_names()
+
+
+# ---------------------------------------------------------------------------------------- stdin once
+
+
+def one_error_line(stderr: bytes | str, said: str) -> None:
+    text = stderr.decode() if isinstance(stderr, bytes) else stderr
+    assert text.startswith("Error: ") and text.count("\n") == 1 and said in text and "Traceback" not in text, text
+
+
+@pytest.mark.parametrize("inputs", [["-", "-"], ["-", "DATA", "-"]], ids=["twice", "among-files"])
+def test_stdin_twice_in_filter_mode_passes_the_message_through(smoke_models, sample, inputs):
+    # `predict - -` scored the message, then an empty second one; as a filter's wrong command line
+    # (no --format) it now delivers the message as it came and exits 3.
+    raw = sorted((sample / "spam").iterdir())[0].read_bytes()
+    inputs = [str(sample / "ham") if i == "DATA" else i for i in inputs]
+    proc = subprocess.run([sys.executable, "-m", "spamclf", "predict", "--models", str(smoke_models), *inputs], input=raw, capture_output=True)
+    assert proc.returncode == 3 and proc.stdout == raw
+    one_error_line(proc.stderr, "'-' (stdin) is given more than once")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict", "--models", "MODELS", "--format", "jsonl", "-", "-"],
+        ["predict", "--models", "MODELS", "--format", "table", "-", "DATA", "-"],
+        ["evaluate", "--models", "MODELS", "--spam", "-", "--ham", "-"],
+        ["train", "--models", "NEW", "--spam", "-", "--ham", "-"],
+        ["preprocess", "--out", "NEW", "--spam", "-", "--data", "DATA", "--spam", "-"],
+    ],
+    ids=["predict-rows", "predict-among-files", "evaluate", "train", "preprocess"],
+)
+def test_stdin_twice_is_a_usage_error_in_every_command(smoke_models, sample, tmp_path, args):
+    where = {"MODELS": str(smoke_models), "NEW": str(tmp_path / "new"), "DATA": str(sample)}
+    result = CliRunner().invoke(main, [where.get(a, a) for a in args], input=b"Subject: x\n\nbody\n")
+    assert result.exit_code == 2 and result.stdout_bytes == b""
+    one_error_line(result.stderr, "'-' (stdin) is given more than once")
+    assert not (tmp_path / "new").exists()
+
+
+def test_stdin_twice_in_the_python_api_is_refused_before_anything_is_read(clf):
+    import io
+
+    from spamclf.errors import UsageError
+    from spamclf.sources import LabelledSource, iter_inputs, iter_labelled
+
+    with pytest.raises(UsageError, match="more than once"):
+        clf.predict(["-", "-"])
+    with pytest.raises(UsageError):
+        iter_inputs(["-", Path("-")], 100)
+    with pytest.raises(UsageError):
+        iter_labelled([LabelledSource("-", 1), LabelledSource("-", 0)], 100)
+    assert [item.path for item in iter_inputs(["-"], 100)] == ["-"]  # once is fine
