@@ -66,10 +66,15 @@ def filter_usage_error(ctx, problem: str) -> bool:
     from .filtermode import EXIT_ERROR, pass_through
 
     echo_error(problem)
-    problem = pass_through(sys.stdin.buffer, sys.stdout.buffer)
+    problem = pass_through(sys.stdin.buffer, binary(sys.stdout))
     if problem:
         echo_error(problem)
     ctx.exit(EXIT_ERROR)
+
+
+def binary(stream):
+    """The binary buffer of ``sys.stdin`` or ``sys.stdout``; None when the process was started with it closed."""
+    return getattr(stream, "buffer", None)
 
 
 def meant_for_filter_mode(argv) -> bool:
@@ -364,6 +369,8 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
 
     stdin_once(inputs)  # before the models load: a wrong command line is reported as such, stdin unread
     filter_mode = inputs == ("-",) and ctx.get_parameter_source("fmt") == ParameterSource.DEFAULT
+    if sys.stdout is None and not (filter_mode or out_dir):
+        raise SpamclfError("stdout is closed: the rows have nowhere to go")
     if engine == "ray":
         return _predict_on_ray(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, address, out_dir, workers)
     if address or out_dir or workers:
@@ -373,7 +380,7 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
         from .filtermode import FilterOptions, filter_stream
 
         options = FilterOptions(threshold, ham_cutoff, header_prefix, exit_zero)
-        result = filter_stream(models_dir, sys.stdin.buffer, sys.stdout.buffer, options)
+        result = filter_stream(models_dir, binary(sys.stdin), binary(sys.stdout), options)
         if result.error:
             echo_error(result.error)
         ctx.exit(result.exit_code)

@@ -24,7 +24,8 @@ split lines on LF only, see such a message as one line and our headers in it at 
 the exit status still carries the verdict.
 
 Whatever goes wrong (a broken models directory, a bug), the message is passed through
-unchanged and the exit status is 3: a filter must never eat mail.
+unchanged and the exit status is 3: a filter must never eat mail. With stdin closed there is
+no message, with stdout closed none can be delivered: one error line and status 3 too.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ EXIT_SPAM, EXIT_HAM, EXIT_UNSURE, EXIT_ERROR = 0, 1, 2, 3
 EXIT_BY_LABEL = {"spam": EXIT_SPAM, "ham": EXIT_HAM, "unsure": EXIT_UNSURE}
 DEFAULT_PREFIX = "X-Spam"
 FORGED_PREFIX = "X-Forged-"
+NO_STDOUT = "stdout is closed"
 
 _PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 
@@ -160,11 +162,13 @@ def _one_line(exc: Exception) -> str:
     return text if isinstance(exc, SpamclfError) else f"{exc.__class__.__name__}: {text}"
 
 
-def pass_through(stdin: BinaryIO, stdout: BinaryIO) -> str | None:
+def pass_through(stdin: BinaryIO, stdout: BinaryIO | None) -> str | None:
     """Copy the message on ``stdin`` to ``stdout`` unchanged, as it comes (memory bounded): what a
     filter does when it cannot even start, its command line wrong. Returns what went wrong, or None."""
     import shutil
 
+    if stdout is None:
+        return f"cannot pass the message through: {NO_STDOUT}"
     try:
         shutil.copyfileobj(stdin, stdout)
         stdout.flush()
@@ -173,12 +177,18 @@ def pass_through(stdin: BinaryIO, stdout: BinaryIO) -> str | None:
     return None
 
 
-def filter_stream(models_dir: str | Path, stdin: BinaryIO, stdout: BinaryIO, options: FilterOptions = FilterOptions()) -> FilterResult:
+def filter_stream(
+    models_dir: str | Path, stdin: BinaryIO | None, stdout: BinaryIO | None, options: FilterOptions = FilterOptions()
+) -> FilterResult:
     """Filter mode end to end: read all of ``stdin``, filter it, write it to ``stdout``. Never raises.
 
     The message is read before the models directory is touched, so that whatever fails
-    later, the message can still be written out unchanged.
+    later, the message can still be written out unchanged. A stream that is None (the process
+    was started with it closed) is an error: no message to read, or nowhere to deliver it.
     """
+    if stdin is None or stdout is None:
+        problem = "no message to filter: stdin is closed" if stdin is None else f"cannot deliver the message: {NO_STDOUT}"
+        return FilterResult(output=b"", label=None, score=None, exit_code=EXIT_ERROR, error=problem)
     try:
         raw = stdin.read()
     except OSError as exc:

@@ -473,18 +473,25 @@ def _iter_path(path: Path, how: _Read) -> Iterator[Item]:
         yield from _iter_file(path, how)
 
 
-def read_stdin_item(stream: BinaryIO, max_bytes: int, path: str = "-") -> Item:
+def read_stdin_item(stream: BinaryIO | None, max_bytes: int, path: str = "-") -> Item:
     """One message from a binary stream (``sys.stdin.buffer``), capped at ``max_bytes``.
 
     ``truncated`` says whether the stream held more; a filter that passes the message on
-    reads the rest from ``stream`` itself.
+    reads the rest from ``stream`` itself. ``None`` (stdin closed, ``<&-``) is an unreadable input.
     """
+    if stream is None:
+        return Item(path=path, error="stdin is closed")
     try:
         raw = read_capped(stream, max_bytes)
         truncated = bool(stream.peek(1)) if hasattr(stream, "peek") and len(raw) == max_bytes else False
     except OSError as exc:
         return Item(path=path, error=_reason(exc))
     return Item(path=path, raw=raw or b"", truncated=truncated)
+
+
+def stdin_buffer() -> BinaryIO | None:
+    """``sys.stdin.buffer``, or None when the process has no stdin (started with it closed)."""
+    return getattr(sys.stdin, "buffer", None)
 
 
 def stdin_once(sources: Iterable) -> list:
@@ -529,7 +536,7 @@ def _iter_labelled(sources: list, max_bytes: int, skips: SkipLog | None, expect_
         label = src.label if isinstance(src, LabelledSource) else None
         path = Path(src.path if isinstance(src, LabelledSource) else src)
         if label is not None and src.path == "-":  # --spam - : one message on stdin
-            item = read_stdin_item(sys.stdin.buffer, max_bytes)
+            item = read_stdin_item(stdin_buffer(), max_bytes)
             item.label = label
             yield item
             continue
@@ -582,7 +589,7 @@ def _iter_inputs(inputs: list, max_bytes: int, skips: SkipLog | None) -> Iterato
     how = _Read(max_bytes, skips, None, False)
     for src in inputs:
         if str(src) == "-":
-            yield read_stdin_item(sys.stdin.buffer, max_bytes)
+            yield read_stdin_item(stdin_buffer(), max_bytes)
             continue
         path = Path(src)
         if path.exists() or path.is_symlink():

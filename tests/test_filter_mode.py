@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import replace
@@ -456,3 +457,48 @@ def test_stdin_twice_in_the_python_api_is_refused_before_anything_is_read(clf):
     with pytest.raises(UsageError):
         iter_labelled([LabelledSource("-", 1), LabelledSource("-", 0)], 100)
     assert [item.path for item in iter_inputs(["-"], 100)] == ["-"]  # once is fine
+
+
+# ---------------------------------------------------------------------------- closed stdin and stdout
+
+
+def spamclf_sh(redirect: str, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    """``spamclf ARGS`` in a real process whose stdin or stdout the shell closes (``<&-``, ``>&-``)."""
+    words = " ".join(shlex.quote(w) for w in [sys.executable, "-m", "spamclf", *args])
+    return subprocess.run(["sh", "-c", f"exec {words} {redirect}"], input=stdin, capture_output=True, timeout=120)
+
+
+def test_filter_mode_with_stdin_closed_is_one_error_line(smoke_models):
+    proc = spamclf_sh("<&-", "predict", "--models", str(smoke_models), "-")
+    assert proc.returncode == 3 and proc.stdout == b""
+    one_error_line(proc.stderr, "stdin is closed")
+
+
+def test_filter_mode_with_stdout_closed_is_one_error_line(smoke_models, sample):
+    raw = sorted((sample / "ham").iterdir())[0].read_bytes()
+    proc = spamclf_sh(">&-", "predict", "--models", str(smoke_models), "-", stdin=raw)
+    assert proc.returncode == 3
+    one_error_line(proc.stderr, "cannot deliver the message: stdout is closed")
+
+
+def test_a_wrong_filter_command_line_with_stdout_closed(smoke_models, sample):
+    raw = sorted((sample / "ham").iterdir())[0].read_bytes()
+    proc = spamclf_sh(">&-", "predict", "--modles", str(smoke_models), "-", stdin=raw)
+    assert proc.returncode == 3 and b"Traceback" not in proc.stderr
+    assert proc.stderr.decode().splitlines() == [
+        "Error: No such option '--modles'. Did you mean '--models'?",
+        "Error: cannot pass the message through: stdout is closed",
+    ]
+
+
+def test_rows_with_stdin_closed_give_an_error_row(smoke_models):
+    proc = spamclf_sh("<&-", "predict", "--models", str(smoke_models), "--format", "csv", "-")
+    assert proc.returncode == 3
+    assert proc.stdout.decode().splitlines() == ["path,score,label,error", "-,,,stdin is closed"]
+    assert proc.stderr.decode().splitlines() == ["0 scored, 1 failed"]
+
+
+def test_rows_with_stdout_closed_are_one_error_line(smoke_models, sample):
+    proc = spamclf_sh(">&-", "predict", "--models", str(smoke_models), str(sample / "ham"))
+    assert proc.returncode == 1
+    one_error_line(proc.stderr, "stdout is closed")
