@@ -21,7 +21,7 @@ import click  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .printable import printable  # noqa: E402
-from .errors import OutputError, SpamclfError  # noqa: E402
+from .errors import OutputError, SpamclfError, UsageError  # noqa: E402
 from .writing import OutputClosed, write_stream  # noqa: E402
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -40,22 +40,14 @@ class SpamclfGroup(click.Group):
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:
-            if not meant_for_filter_mode(ctx.meta.get("spamclf.argv", ())) or sys.stdin is None or sys.stdin.isatty():
+            if not filter_usage_error(ctx, exc.format_message()):
                 raise  # Click's usage message and status 2, as for every other command (or no message to pass)
-            # A mail filter whose command line is wrong (a mistyped option, a missing --models) still
-            # delivers the mail and exits 3, as bogofilter does on an unknown option: 2 would read as
-            # "unsure", with no message on stdout.
-            from .commands.filter import EXIT_ERROR, pass_through
-
-            echo_error(exc.format_message())
-            problem = pass_through(sys.stdin.buffer, sys.stdout.buffer)
-            if problem:
-                echo_error(problem)
-            ctx.exit(EXIT_ERROR)
         except OutputClosed:  # stdout's reader went away: a normal end, as for other Unix tools
             release_stdout()
             ctx.exit(0)
         except SpamclfError as exc:
+            if isinstance(exc, UsageError):
+                filter_usage_error(ctx, str(exc))
             echo_error(str(exc))
             if isinstance(exc, OutputError):
                 release_stdout()
@@ -106,6 +98,30 @@ def release_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, fd)
     os.close(devnull)
+
+
+def filter_usage_error(ctx, problem: str) -> bool:
+    """A usage error in a command line meant for filter mode: say ``problem``, pass the message on stdin
+    through unchanged and exit 3. Returns False, having done nothing, for any other command line.
+
+    A mail filter whose command line is wrong (a mistyped option, a missing --models) still delivers
+    the mail and exits 3, as bogofilter does on an unknown option: 2 would read as "unsure", with no
+    message on stdout.
+    """
+    if not meant_for_filter_mode(ctx.meta.get("spamclf.argv", ())) or sys.stdin is None or sys.stdin.isatty():
+        return False
+    from .commands.filter import EXIT_ERROR, pass_through
+
+    echo_error(problem)
+    problem = pass_through(sys.stdin.buffer, binary(sys.stdout))
+    if problem:
+        echo_error(problem)
+    ctx.exit(EXIT_ERROR)
+
+
+def binary(stream):
+    """The binary buffer of ``sys.stdin`` or ``sys.stdout``; None when the process was started with it closed."""
+    return getattr(stream, "buffer", None)
 
 
 def meant_for_filter_mode(argv) -> bool:
@@ -396,16 +412,22 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
     """
     from click.core import ParameterSource
 
+    from .mail.sources import stdin_once
+
+    stdin_once(inputs)  # before the models load: a wrong command line is reported as such, stdin unread
+    filter_mode = inputs == ("-",) and ctx.get_parameter_source("fmt") == ParameterSource.DEFAULT
+    if sys.stdout is None and not (filter_mode or out_dir):
+        raise SpamclfError("stdout is closed: the rows have nowhere to go")
     if engine == "ray":
         return _predict_on_ray(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, address, out_dir, workers)
     if address or out_dir or workers:
         raise click.UsageError("--address, --out and --workers need --engine ray")
 
-    if inputs == ("-",) and ctx.get_parameter_source("fmt") == ParameterSource.DEFAULT:
+    if filter_mode:
         from .commands.filter import FilterOptions, filter_stream
 
         options = FilterOptions(threshold, ham_cutoff, header_prefix, exit_zero)
-        result = filter_stream(models_dir, sys.stdin.buffer, sys.stdout.buffer, options)
+        result = filter_stream(models_dir, binary(sys.stdin), binary(sys.stdout), options)
         if result.error:
             echo_error(result.error)
         ctx.exit(result.exit_code)

@@ -19,6 +19,15 @@ class DataError(SpamclfError):
     """Input data that cannot be used: missing, empty, unlabelled, a single class."""
 
 
+class UsageError(SpamclfError):
+    """A call that cannot work as given, such as stdin ('-') named twice as an input.
+
+    Exit status 2, as Click's usage errors: the library's counterpart of them, for the Python API too.
+    """
+
+    exit_code = 2
+
+
 class BundleError(SpamclfError):
     """A models directory that is missing, incomplete, tampered with or incompatible.
 

@@ -115,3 +115,61 @@ def test_postfix_pipe_script(home, sample, smoke_models, tmp_path):
 
     code, _, _ = run(ham, SENDMAIL_EXIT="1")
     assert code == 75  # re-injection failed: Postfix keeps the message and retries
+
+
+# A forged verdict where the MDAs still read header: everything up to the first empty line is header
+# to procmail and maildrop, whatever line comes before it.
+FORGERIES = {
+    "after-a-line-that-is-not-a-header": lambda m: m.replace(b"\n", b"\nnot a header line\nX-Spam-Flag: NO\n", 1),
+    "after-a-malformed-field-name": lambda m: m.replace(b"\n", b"\nBad Name: x\nX-Spam-Flag: NO\n", 1),
+    "first-line-starts-with-a-space": lambda m: b" leading space\nX-Spam-Flag: NO\n" + m.split(b"\n", 1)[1],
+}
+
+
+def sort_by_flag(mda: str, home: Path, raw: bytes, with_filter: bool = True) -> dict[str, list[bytes]]:
+    """Deliver ``raw`` with ``mda`` and rules that trust ``X-Spam-Flag: NO`` first, then file YES as spam:
+    the folder each message landed in. ``with_filter``: spamclf runs first, as in configs/mail."""
+    models = home / ".spamclf" / "models"
+    command = f"spamclf predict --models {models} --exit-zero -"
+    folders = {"ham": home / "Maildir" / ".Ham", "spam": home / "Maildir" / ".Spam", "inbox": home / "Maildir"}
+    for folder in folders.values():
+        for sub in ("cur", "new", "tmp"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+    if mda == "procmail":
+        rules = f"SHELL=/bin/sh\nPATH={BIN}:/usr/bin:/bin\nMAILDIR={home}\n"
+        rules += f":0fw\n| {command}\n" if with_filter else ""
+        rules += f":0 H\n* ^X-Spam-Flag: NO\n{folders['ham']}/\n:0 H\n* ^X-Spam-Flag: YES\n{folders['spam']}/\n:0\n{folders['inbox']}/\n"
+        argv = ["procmail", "-m", str(home / "rc")]
+    else:
+        rules = f'PATH="{BIN}:/usr/bin:/bin"\n'
+        rules += f'xfilter "{command}"\n' if with_filter else ""
+        rules += f'if (/^X-Spam-Flag: NO/)\n{{\n  to "{folders["ham"]}"\n}}\nif (/^X-Spam-Flag: YES/)\n{{\n  to "{folders["spam"]}"\n}}\nto "{folders["inbox"]}"\n'
+        argv = ["maildrop", str(home / "rc")]
+    (home / "rc").write_text(rules)
+    (home / "rc").chmod(0o600)
+    proc = subprocess.run(argv, input=raw, env=env_for(home), capture_output=True, cwd=home)
+    assert proc.returncode == 0, proc.stderr
+    found = {name: delivered(folder) for name, folder in folders.items()}
+    for name, folder in folders.items():
+        for p in (folder / "new").iterdir():
+            p.unlink()
+    return found
+
+
+@pytest.mark.parametrize("mda", ["procmail", "maildrop"])
+@pytest.mark.parametrize("forge", FORGERIES.values(), ids=FORGERIES.keys())
+def test_a_forged_verdict_anywhere_in_the_header_block_does_not_reach_the_mda(mda, forge, home, sample, smoke_models):
+    if shutil.which(mda) is None:
+        pytest.skip(f"{mda} is not installed")
+    spam, _ = spam_and_ham(sample, smoke_models)
+    forged = forge(spam)
+    assert forged != spam
+    # Unfiltered, the MDA reads the forgery as header: what makes it a forgery worth renaming.
+    assert len(sort_by_flag(mda, home, forged, with_filter=False)["ham"]) == 1
+    got = sort_by_flag(mda, home, forged)
+    assert got["ham"] == [] and len(got["spam"]) == 1, got  # our YES is read, the forged NO is not
+    [out] = got["spam"]
+    assert b"\nX-Forged-Spam-Flag: NO\n" in out
+    # Every other byte as it came (procmail's Maildir file drops the mbox From line, maildrop's keeps it).
+    unfiltered = ADDED.sub(b"", out).replace(b"X-Forged-Spam-", b"X-Spam-")
+    assert unfiltered == forged or (forged.startswith(b"From ") and unfiltered == forged.split(b"\n", 1)[1])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import replace
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from spamclf.cli import main
@@ -21,6 +22,7 @@ from spamclf.commands.filter import FilterOptions, add_headers, filter_message, 
 from spamclf.commands.predict import Classifier
 
 ADDED = re.compile(rb"X-Spam-(?:Flag|Score|Status): [^\r\n]*\r?\n")
+ADDED_CR = re.compile(rb"X-Spam-(?:Flag|Score|Status): [^\r\n]*\r")
 
 
 def filter_cli(models, raw: bytes, *options: str):
@@ -251,18 +253,95 @@ def test_format_with_dash_gives_a_row_not_a_filtered_message(smoke_models, sampl
         (b"Subject: x\n", 11),
         (b"Subject: x\n\nbody", 11),
         (b"From a@b Mon\nSubject: x\n folded\n\nbody\n", 32),
-        (b"not a header line\nSubject: x\n\n", 0),
+        # Up to the first empty line every line is header, as procmail and maildrop read it.
+        (b"not a header line\nSubject: x\n\n", 29),
+        (b"Subject: x\nnot a header line\nX-Spam-Flag: NO\n\nbody\n", 45),
+        (b"Bad Name: x\nX-Spam-Flag: NO\n\nbody\n", 28),
+        (b" leading space\nX-Spam-Flag: NO\n\nbody\n", 31),
+        (b"just some text\n", 15),
         (b"\nbody only\n", 0),
         (b"Subject: x\r\n\r\nbody\r\n", 12),
+        (b"Subject: x\r\n\nbody\r\n", 12),
+        (b"Subject: x\n\r\nbody\n", 11),
+        (b"Subject: x\n \n\t\nX: y\n", 20),  # a line of blanks is not empty
+        (b"Subject: x\rX: y\n\nbody\n", 16),  # a bare CR is no line end in a message with LF
+        # CR only, no LF anywhere: CR-terminated lines
+        (b"Subject: x\rX: y\r\rbody\r", 16),
+        (b"\rbody\r", 0),
+        (b"Subject: x\rX: y", 15),
     ],
 )
 def test_header_end(raw, cut):
     assert header_end(raw) == cut
 
 
-def test_a_message_without_headers_gets_a_header_block():
-    out = add_headers(b"just some text\n", [("X-Spam-Flag", "NO")])
-    assert out == b"X-Spam-Flag: NO\n\njust some text\n"
+def test_a_message_without_an_empty_line_is_all_header():
+    # procmail and maildrop read all of it as header: ours go at its end, where they read them.
+    out = add_headers(b"just some text\nX-Spam-Flag: NO\n", [("X-Spam-Flag", "YES")])
+    assert out == b"just some text\nX-Forged-Spam-Flag: NO\nX-Spam-Flag: YES\n"
+
+
+def test_a_message_that_starts_with_an_empty_line_gets_ours_as_its_header_block():
+    out = add_headers(b"\nX-Spam-Flag: NO\nbody\n", [("X-Spam-Flag", "YES")])
+    assert out == b"X-Spam-Flag: YES\n\nX-Spam-Flag: NO\nbody\n"  # the rest is body: not renamed, not read as header
+
+
+FORGERIES = {
+    "after-a-line-that-is-not-a-header": b"Subject: x\nnot a header line\nX-Spam-Flag: NO\nX-Spam-Score: 0.01\n\nbody\n",
+    "after-a-malformed-field-name": b"Subject: x\nBad Name: y\nX-Spam-Flag: NO\nX-Spam-Score: 0.01\n\nbody\n",
+    "first-line-starts-with-a-space": b" leading\nX-Spam-Flag: NO\nX-Spam-Score: 0.01\n\nbody\n",
+    "after-a-bare-cr": b"Subject: x\rX-Spam-Flag: NO\nX-Spam-Score: 0.01\n\nbody\n",
+    "folded-after-an-mbox-envelope": b"From a@b Mon\nnot header\nX-Spam-Flag:\n NO\nX-Spam-Score: 0.01\n\nbody\n",
+}
+
+
+@pytest.mark.parametrize("raw", FORGERIES.values(), ids=FORGERIES.keys())
+def test_every_forgery_in_the_header_block_is_renamed_and_ours_end_it(raw):
+    out = add_headers(raw, [("X-Spam-Flag", "YES"), ("X-Spam-Score", "0.9")])
+    cut = raw.index(b"\n\n") + 1
+    assert out[: len(out) - len(raw) + cut].endswith(b"X-Spam-Flag: YES\nX-Spam-Score: 0.9\n")  # the end of the block
+    assert out.endswith(raw[cut:])
+    assert [line for line in mda_header_lines(out) if line.lower().startswith(b"x-spam-")] == [b"X-Spam-Flag: YES", b"X-Spam-Score: 0.9"]
+    assert not re.search(rb"[\r\n]X-Spam-(Flag|Score): (NO|0.01)", out.split(b"\n\n")[0])  # not after a bare CR either
+    assert without_forged_prefix(out.replace(b"X-Spam-Flag: YES\nX-Spam-Score: 0.9\n", b"")) == raw
+
+
+def test_a_forgery_in_the_body_is_left_alone():
+    raw = b"Subject: x\n\nX-Spam-Flag: NO\n"
+    assert add_headers(raw, [("X-Spam-Flag", "YES")]) == b"Subject: x\nX-Spam-Flag: YES\n\nX-Spam-Flag: NO\n"
+
+
+def test_the_issues_forgery_in_a_real_process(smoke_models):
+    raw = b"Subject: x\nnot a header line\nX-Spam-Flag: NO\n\nbody\n"
+    proc = subprocess.run([sys.executable, "-m", "spamclf", "predict", "--models", str(smoke_models), "-"], input=raw, capture_output=True)
+    assert proc.returncode in (0, 1, 2) and proc.stderr == b""
+    head, body = proc.stdout.split(b"\n\n", 1)
+    assert head.startswith(b"Subject: x\nnot a header line\nX-Forged-Spam-Flag: NO\nX-Spam-Flag: ") and body == b"body\n"
+    assert [line.split(b":")[0] for line in mda_header_lines(proc.stdout) if line.startswith(b"X-Spam-")] == [b"X-Spam-Flag", b"X-Spam-Score", b"X-Spam-Status"]
+
+
+def test_a_cr_only_message_gets_cr_headers_at_the_end_of_its_header_block(smoke_models, sample, verdicts):
+    # Old-Mac line endings: no LF anywhere. The header block ends at CR CR, ours get CR endings.
+    path = pick(sample, verdicts, "spam", "spam", 1)[0]
+    raw = path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r")
+    raw = raw.replace(b"\rSubject:", b"\rX-Spam-Flag: NO\rSubject:", 1)  # and a forgery
+    code, out, err = filter_cli(smoke_models, raw)
+    assert b"\n" not in out  # no LF introduced
+    cut = raw.index(b"\r\r") + 1
+    assert raw.index(b"X-Spam-Flag: NO") < cut
+    head = out[: len(out) - len(raw) + cut]
+    renamed = len(b"X-Forged-Spam-") - len(b"X-Spam-")
+    flag = b"YES" if code == 0 else b"NO"
+    assert code in (0, 1) and err == ""
+    assert re.fullmatch(rb"X-Spam-Flag: %s\rX-Spam-Score: [0-9.]+\rX-Spam-Status: [^\r]+\r" % flag, head[cut + renamed :])
+    assert out.endswith(raw[cut:])
+    assert without_forged_prefix(ADDED_CR.sub(b"", out)) == raw
+    msg = headers_of(out)  # Python's parser takes CR for a line end: it reads ours, and only ours
+    assert msg.get_all("X-Spam-Flag") == [flag.decode()] and msg["X-Forged-Spam-Flag"] == "NO"
+
+
+def test_a_cr_only_message_without_an_empty_line():
+    assert add_headers(b"Subject: x\rTo: y", [("X-Spam-Flag", "NO")]) == b"Subject: x\rTo: y\rX-Spam-Flag: NO\r"
 
 
 def test_a_message_without_a_final_newline():
@@ -273,22 +352,151 @@ def test_a_message_without_a_final_newline():
 def test_line_ending():
     assert line_ending(b"a: b\r\nc: d\r\n") == b"\r\n"
     assert line_ending(b"a: b\nc: d\r\n") == b"\n"
+    assert line_ending(b"a: b\rc: d\n") == b"\n"
+    assert line_ending(b"a: b\rc: d\r") == b"\r"
     assert line_ending(b"") == b"\n"
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=2000))
-def test_arbitrary_bytes_pass_through_with_only_our_headers_added(raw):
+LINES = st.lists(
+    st.one_of(
+        st.sampled_from([b"X-Zq-Flag: NO", b"X-Zq-Score:0.1", b"X-Zq-x : y", b"X-Zq-", b" folded", b"\tfolded", b"not a header",
+                         b"Bad Name: v", b"Subject: s", b"From a@b Mon", b"", b" ", b"\r"]),
+        st.binary(max_size=12),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(LINES, st.sampled_from([b"\n", b"\r\n", b"\r"]), st.binary(max_size=2000) | st.just(b""))
+def test_arbitrary_messages_pass_through_with_only_our_headers_read_as_ours(lines, sep, tail):
+    raw = sep.join(lines) + tail
+    assume(b"forged" not in raw.lower() and len(re.findall(rb"(?i)x-zq-", raw)) == raw.count(b"X-Zq-"))
     fields = [("X-Zq-Flag", "NO"), ("X-Zq-Score", "0.5")]
     out = add_headers(raw, fields, prefix="X-Zq")
     eol = line_ending(raw)
     block = b"".join(f"{k}: {v}".encode() + eol for k, v in fields)
-    if not re.search(rb"(?im)^x-zq-", raw):
-        at = out.index(block)
-        rest = out[:at] + out[at + len(block) :]
-        assert rest in (raw, raw + eol, eol + raw, raw[:at] + eol + raw[at:])
+    at = out.index(block)
+    rest = out[:at] + out[at + len(block) :]
+    assert without_forged_prefix(rest, b"X-Forged-Zq-", b"X-Zq-") in (raw, raw + eol)  # every byte kept, bar the renames
+    # What procmail and maildrop read as header holds ours and no other field under the prefix.
+    assert [line for line in mda_header_lines(out) if re.match(rb"(?i)x-zq-[\x21-\x39\x3b-\x7e]*[ \t]*:", line)] == [
+        f"{k}: {v}".encode() + eol[:-1] for k, v in fields
+    ]
+
+
+def mda_header_lines(msg: bytes) -> list[bytes]:
+    """The lines procmail and maildrop match header rules against: every line up to the first empty one.
+    A message with no LF at all is taken as CR-terminated (the MDAs see it as one line)."""
+    sep = b"\n" if b"\n" in msg else b"\r"
+    lines = []
+    for line in msg.split(sep):
+        if line in (b"", b"\r"):
+            break
+        lines.append(line)
+    return lines
+
+
+def without_forged_prefix(out: bytes, forged: bytes = b"X-Forged-Spam-", ours: bytes = b"X-Spam-") -> bytes:
+    return out.replace(forged, ours)
 
 
 def test_options_validate_the_prefix():
     with pytest.raises(ValueError, match="header prefix"):
         FilterOptions(header_prefix="X Spam:").header_names()
+
+
+# ---------------------------------------------------------------------------------------- stdin once
+
+
+def one_error_line(stderr: bytes | str, said: str) -> None:
+    text = stderr.decode() if isinstance(stderr, bytes) else stderr
+    assert text.startswith("Error: ") and text.count("\n") == 1 and said in text and "Traceback" not in text, text
+
+
+@pytest.mark.parametrize("inputs", [["-", "-"], ["-", "DATA", "-"]], ids=["twice", "among-files"])
+def test_stdin_twice_in_filter_mode_passes_the_message_through(smoke_models, sample, inputs):
+    # `predict - -` scored the message, then an empty second one; as a filter's wrong command line
+    # (no --format) it now delivers the message as it came and exits 3.
+    raw = sorted((sample / "spam").iterdir())[0].read_bytes()
+    inputs = [str(sample / "ham") if i == "DATA" else i for i in inputs]
+    proc = subprocess.run([sys.executable, "-m", "spamclf", "predict", "--models", str(smoke_models), *inputs], input=raw, capture_output=True)
+    assert proc.returncode == 3 and proc.stdout == raw
+    one_error_line(proc.stderr, "'-' (stdin) is given more than once")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict", "--models", "MODELS", "--format", "jsonl", "-", "-"],
+        ["predict", "--models", "MODELS", "--format", "table", "-", "DATA", "-"],
+        ["evaluate", "--models", "MODELS", "--spam", "-", "--ham", "-"],
+        ["train", "--models", "NEW", "--spam", "-", "--ham", "-"],
+        ["preprocess", "--out", "NEW", "--spam", "-", "--data", "DATA", "--spam", "-"],
+    ],
+    ids=["predict-rows", "predict-among-files", "evaluate", "train", "preprocess"],
+)
+def test_stdin_twice_is_a_usage_error_in_every_command(smoke_models, sample, tmp_path, args):
+    where = {"MODELS": str(smoke_models), "NEW": str(tmp_path / "new"), "DATA": str(sample)}
+    result = CliRunner().invoke(main, [where.get(a, a) for a in args], input=b"Subject: x\n\nbody\n")
+    assert result.exit_code == 2 and result.stdout_bytes == b""
+    one_error_line(result.stderr, "'-' (stdin) is given more than once")
+    assert not (tmp_path / "new").exists()
+
+
+def test_stdin_twice_in_the_python_api_is_refused_before_anything_is_read(clf):
+    from spamclf.errors import UsageError
+    from spamclf.mail.sources import LabelledSource, iter_inputs, iter_labelled
+
+    with pytest.raises(UsageError, match="more than once"):
+        clf.predict(["-", "-"])
+    with pytest.raises(UsageError):
+        iter_inputs(["-", Path("-")], 100)
+    with pytest.raises(UsageError):
+        iter_labelled([LabelledSource("-", 1), LabelledSource("-", 0)], 100)
+    assert [item.path for item in iter_inputs(["-"], 100)] == ["-"]  # once is fine
+
+
+# ---------------------------------------------------------------------------- closed stdin and stdout
+
+
+def spamclf_sh(redirect: str, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    """``spamclf ARGS`` in a real process whose stdin or stdout the shell closes (``<&-``, ``>&-``)."""
+    words = " ".join(shlex.quote(w) for w in [sys.executable, "-m", "spamclf", *args])
+    return subprocess.run(["sh", "-c", f"exec {words} {redirect}"], input=stdin, capture_output=True, timeout=120)
+
+
+def test_filter_mode_with_stdin_closed_is_one_error_line(smoke_models):
+    proc = spamclf_sh("<&-", "predict", "--models", str(smoke_models), "-")
+    assert proc.returncode == 3 and proc.stdout == b""
+    one_error_line(proc.stderr, "stdin is closed")
+
+
+def test_filter_mode_with_stdout_closed_is_one_error_line(smoke_models, sample):
+    raw = sorted((sample / "ham").iterdir())[0].read_bytes()
+    proc = spamclf_sh(">&-", "predict", "--models", str(smoke_models), "-", stdin=raw)
+    assert proc.returncode == 3
+    one_error_line(proc.stderr, "cannot deliver the message: stdout is closed")
+
+
+def test_a_wrong_filter_command_line_with_stdout_closed(smoke_models, sample):
+    raw = sorted((sample / "ham").iterdir())[0].read_bytes()
+    proc = spamclf_sh(">&-", "predict", "--modles", str(smoke_models), "-", stdin=raw)
+    assert proc.returncode == 3 and b"Traceback" not in proc.stderr
+    assert proc.stderr.decode().splitlines() == [
+        "Error: No such option '--modles'. Did you mean '--models'?",
+        "Error: cannot pass the message through: stdout is closed",
+    ]
+
+
+def test_rows_with_stdin_closed_give_an_error_row(smoke_models):
+    proc = spamclf_sh("<&-", "predict", "--models", str(smoke_models), "--format", "csv", "-")
+    assert proc.returncode == 3
+    assert proc.stdout.decode().splitlines() == ["path,score,label,error", "-,,,stdin is closed"]
+    assert proc.stderr.decode().splitlines() == ["0 scored, 1 failed"]
+
+
+def test_rows_with_stdout_closed_are_one_error_line(smoke_models, sample):
+    proc = spamclf_sh(">&-", "predict", "--models", str(smoke_models), str(sample / "ham"))
+    assert proc.returncode == 1
+    one_error_line(proc.stderr, "stdout is closed")

@@ -6,12 +6,26 @@ so every original byte stays as it was, line endings included. The only changes:
 
 - our three headers (``X-Spam-Flag``, ``X-Spam-Score``, ``X-Spam-Status`` by default) are
   added at the end of the header block, with the message's own line ending;
-- headers already present whose name starts with our prefix (``X-Spam-``) -- which a
+- headers in the header block whose name starts with our prefix (``X-Spam-``) -- which a
   spammer can forge, e.g. ``X-Spam-Flag: NO`` -- are renamed to ``X-Forged-Spam-...``
   (the ``X-`` of the prefix is replaced): kept for the record, never mistaken for ours.
 
+The header block is what procmail and maildrop match header rules against: every line up to
+the first empty one (or the whole message when there is none), whatever those lines hold -- a
+line that is not a header, a malformed field name, a leading space, an mbox ``From `` line. So
+a forged field after such a line is renamed too, and ours are read where we put them. An empty
+line is ``LF`` or ``CRLF`` alone (procmail alone reads on past a ``CRLF`` one; MTAs hand it mail
+with ``LF`` endings). A field name is also renamed where it follows a bare CR inside the block:
+a reader that takes CR for a line break (Python's ``email``) must not see a forgery either.
+
+A message with no LF at all but CR line endings (old Mac style) is CR-terminated: its header
+block ends at its first empty line (CR CR) and our headers get CR endings. The MDAs, which
+split lines on LF only, see such a message as one line and our headers in it at no line start;
+the exit status still carries the verdict.
+
 Whatever goes wrong (a broken models directory, a bug), the message is passed through
-unchanged and the exit status is 3: a filter must never eat mail.
+unchanged and the exit status is 3: a filter must never eat mail. With stdin closed there is
+no message, with stdout closed none can be delivered: one error line and status 3 too.
 """
 
 from __future__ import annotations
@@ -27,8 +41,8 @@ EXIT_SPAM, EXIT_HAM, EXIT_UNSURE, EXIT_ERROR = 0, 1, 2, 3
 EXIT_BY_LABEL = {"spam": EXIT_SPAM, "ham": EXIT_HAM, "unsure": EXIT_UNSURE}
 DEFAULT_PREFIX = "X-Spam"
 FORGED_PREFIX = "X-Forged-"
+NO_STDOUT = "stdout is closed"
 
-_FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")  # RFC 5322 field name (any printable but ':') then ':'
 _PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 
 
@@ -59,58 +73,49 @@ class FilterResult:
 
 
 def line_ending(raw: bytes) -> bytes:
-    """The message's line ending, from its first line: CRLF or LF (LF when there is no line at all)."""
+    """The message's line ending, from its first line: CRLF or LF; CR for a message with no LF at all
+    but a CR (LF when there is no line at all)."""
     end = raw.find(b"\n")
+    if end < 0:
+        return b"\r" if b"\r" in raw else b"\n"
     return b"\r\n" if end > 0 and raw[end - 1 : end] == b"\r" else b"\n"
 
 
+# An empty line, at the start or after a line end. A lone CR that ends the message counts: the line
+# end we add after it would make it one, with our headers past the block.
+_EMPTY_LINE = {b"\n": re.compile(rb"(?<![^\n])\r?(?:\n|\Z)"), b"\r": re.compile(rb"(?<![^\r])\r")}
+
+
 def header_end(raw: bytes) -> int:
-    """Offset where the header block ends: the start of the blank line, of the first line that is not
-    a header, or the end of the message. A leading mbox ``From `` line counts as part of the block."""
-    pos = 0
-    first = True
-    while pos < len(raw):
-        nl = raw.find(b"\n", pos)
-        end = len(raw) if nl < 0 else nl + 1
-        line = raw[pos:end]
-        if line in (b"\n", b"\r\n"):
-            return pos
-        is_header = _FIELD.match(line) or (not first and line[:1] in (b" ", b"\t")) or (first and line.startswith(b"From "))
-        if not is_header:
-            return pos
-        first = False
-        pos = end
-    return pos
+    """Offset where the header block ends: the start of its first empty line, or the end of the message.
+
+    Every line before it is header, as procmail and maildrop read it: a line that is not a field
+    does not end the block (a leading mbox ``From `` line is one of them).
+    """
+    found = _EMPTY_LINE[line_ending(raw)[-1:]].search(raw)
+    return found.start() if found else len(raw)
 
 
 def rename_forged(header: bytes, prefix: str) -> bytes:
-    """Rename every header whose name starts with ``prefix-`` (case-insensitive) to ``X-Forged-...``.
+    """Rename every field of the header block ``header`` whose name starts with ``prefix-``
+    (case-insensitive) to ``X-Forged-...``, where a line starts: after LF, or after a bare CR.
 
     Only the name changes; the value, folded continuation lines and line endings stay byte for byte.
     """
-    wanted = (prefix + "-").lower().encode("ascii")
+    wanted = re.escape((prefix + "-").encode("ascii"))
+    forged = re.compile(rb"(?<![^\r\n])" + wanted + rb"(?=[\x21-\x39\x3b-\x7e]*[ \t]*:)", re.IGNORECASE)
     renamed = FORGED_PREFIX.encode("ascii") + (prefix[2:] if prefix[:2].lower() == "x-" else prefix).encode("ascii") + b"-"
-    out = []
-    at_line_start = True
-    for line in header.splitlines(keepends=True):
-        if at_line_start and line[: len(wanted)].lower() == wanted and _FIELD.match(line):
-            line = renamed + line[len(wanted) :]
-        out.append(line)
-        at_line_start = line.endswith(b"\n")
-    return b"".join(out)
+    return forged.sub(lambda _: renamed, header)
 
 
 def add_headers(raw: bytes, fields: list[tuple[str, str]], prefix: str = DEFAULT_PREFIX) -> bytes:
     """``raw`` with forged ``prefix-*`` headers renamed and ``fields`` added at the end of its header block."""
     eol = line_ending(raw)
     cut = header_end(raw)
-    head, rest = raw[:cut], raw[cut:]
-    head = rename_forged(head, prefix)
-    if head and not head.endswith(b"\n"):
-        head += eol  # a message that is all header and no final newline
+    head, rest = rename_forged(raw[:cut], prefix), raw[cut:]
+    if head and not head.endswith(eol[-1:]):
+        head += eol  # a message that is all header and no final line ending
     added = b"".join(f"{name}: {value}".encode("ascii") + eol for name, value in fields)
-    if not head and rest and not rest.startswith((b"\n", b"\r\n")):
-        added += eol  # no header block at all: ours becomes one, the text stays the body
     return head + added + rest
 
 
@@ -157,11 +162,13 @@ def _one_line(exc: Exception) -> str:
     return text if isinstance(exc, SpamclfError) else f"{exc.__class__.__name__}: {text}"
 
 
-def pass_through(stdin: BinaryIO, stdout: BinaryIO) -> str | None:
+def pass_through(stdin: BinaryIO, stdout: BinaryIO | None) -> str | None:
     """Copy the message on ``stdin`` to ``stdout`` unchanged, as it comes (memory bounded): what a
     filter does when it cannot even start, its command line wrong. Returns what went wrong, or None."""
     import shutil
 
+    if stdout is None:
+        return f"cannot pass the message through: {NO_STDOUT}"
     try:
         shutil.copyfileobj(stdin, stdout)
         stdout.flush()
@@ -170,12 +177,18 @@ def pass_through(stdin: BinaryIO, stdout: BinaryIO) -> str | None:
     return None
 
 
-def filter_stream(models_dir: str | Path, stdin: BinaryIO, stdout: BinaryIO, options: FilterOptions = FilterOptions()) -> FilterResult:
+def filter_stream(
+    models_dir: str | Path, stdin: BinaryIO | None, stdout: BinaryIO | None, options: FilterOptions = FilterOptions()
+) -> FilterResult:
     """Filter mode end to end: read all of ``stdin``, filter it, write it to ``stdout``. Never raises.
 
     The message is read before the models directory is touched, so that whatever fails
-    later, the message can still be written out unchanged.
+    later, the message can still be written out unchanged. A stream that is None (the process
+    was started with it closed) is an error: no message to read, or nowhere to deliver it.
     """
+    if stdin is None or stdout is None:
+        problem = "no message to filter: stdin is closed" if stdin is None else f"cannot deliver the message: {NO_STDOUT}"
+        return FilterResult(output=b"", label=None, score=None, exit_code=EXIT_ERROR, error=problem)
     try:
         raw = stdin.read()
     except OSError as exc:

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from .mailboxes import compression_of, holds_one_message, inner_name, is_from_line, iter_mbox, open_decompressed
 from .table_files import LABEL_COLUMNS, TABLE_SUFFIXES, TEXT_COLUMNS, NoTextColumn, iter_delimited, iter_jsonl, iter_parquet, parse_label
 
@@ -473,18 +473,34 @@ def _iter_path(path: Path, how: _Read) -> Iterator[Item]:
         yield from _iter_file(path, how)
 
 
-def read_stdin_item(stream: BinaryIO, max_bytes: int, path: str = "-") -> Item:
+def read_stdin_item(stream: BinaryIO | None, max_bytes: int, path: str = "-") -> Item:
     """One message from a binary stream (``sys.stdin.buffer``), capped at ``max_bytes``.
 
     ``truncated`` says whether the stream held more; a filter that passes the message on
-    reads the rest from ``stream`` itself.
+    reads the rest from ``stream`` itself. ``None`` (stdin closed, ``<&-``) is an unreadable input.
     """
+    if stream is None:
+        return Item(path=path, error="stdin is closed")
     try:
         raw = read_capped(stream, max_bytes)
         truncated = bool(stream.peek(1)) if hasattr(stream, "peek") and len(raw) == max_bytes else False
     except OSError as exc:
         return Item(path=path, error=_reason(exc))
     return Item(path=path, raw=raw or b"", truncated=truncated)
+
+
+def stdin_buffer() -> BinaryIO | None:
+    """``sys.stdin.buffer``, or None when the process has no stdin (started with it closed)."""
+    return getattr(sys.stdin, "buffer", None)
+
+
+def stdin_once(sources: Iterable) -> list:
+    """``sources`` as a list. A UsageError when more than one of them is ``-``: stdin holds one
+    message, and a second read would find it empty and score an empty message."""
+    sources = list(sources)
+    if sum(str(src.path if isinstance(src, LabelledSource) else src) == "-" for src in sources) > 1:
+        raise UsageError("'-' (stdin) is given more than once: stdin holds one message; give '-' once")
+    return sources
 
 
 # ---------------------------------------------------------------------------------------------- entries
@@ -510,12 +526,17 @@ def iter_labelled(
     A source is a folder with ``spam/`` and ``ham/`` subfolders, a table with a label column,
     a preprocessed file, or a :class:`LabelledSource` (any input, one label for all of it).
     ``expect_extract``: the extract settings in use; a preprocessed file made with others is refused.
+    ``-`` given twice is a UsageError, raised by this call, before anything is read.
     """
+    return _iter_labelled(stdin_once(sources), max_bytes, skips, expect_extract)
+
+
+def _iter_labelled(sources: list, max_bytes: int, skips: SkipLog | None, expect_extract: dict | None) -> Iterator[Item]:
     for src in sources:
         label = src.label if isinstance(src, LabelledSource) else None
         path = Path(src.path if isinstance(src, LabelledSource) else src)
         if label is not None and src.path == "-":  # --spam - : one message on stdin
-            item = read_stdin_item(sys.stdin.buffer, max_bytes)
+            item = read_stdin_item(stdin_buffer(), max_bytes)
             item.label = label
             yield item
             continue
@@ -558,12 +579,17 @@ def iter_labelled_file(
 def iter_inputs(inputs: Iterable[str | Path], max_bytes: int, skips: SkipLog | None = None) -> Iterator[Item]:
     """Unlabelled messages for ``predict``: every message in each input, in a stable order.
 
-    An input that cannot be read still yields its Item, with ``error`` set; ``-`` is one message on stdin.
+    An input that cannot be read still yields its Item, with ``error`` set; ``-`` is one message on stdin
+    (given twice: a UsageError, raised by this call, before anything is read).
     """
+    return _iter_inputs(stdin_once(inputs), max_bytes, skips)
+
+
+def _iter_inputs(inputs: list, max_bytes: int, skips: SkipLog | None) -> Iterator[Item]:
     how = _Read(max_bytes, skips, None, False)
     for src in inputs:
         if str(src) == "-":
-            yield read_stdin_item(sys.stdin.buffer, max_bytes)
+            yield read_stdin_item(stdin_buffer(), max_bytes)
             continue
         path = Path(src)
         if path.exists() or path.is_symlink():
