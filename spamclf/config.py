@@ -148,6 +148,8 @@ def validate(config: dict) -> None:
         raise ConfigError("config key 'train.target_fpr' must be in [0, 1) or null")
     if ft["ngram_max"] < 1 or ft["min_df"] < 1:
         raise ConfigError("config keys 'features.ngram_max' and 'features.min_df' must be at least 1")
+    if ft["ngram_max"] > 5:  # each message yields ngram_max times its words as terms
+        raise ConfigError("config key 'features.ngram_max' must be in [1, 5]")
     if ft["max_features"] is not None and ft["max_features"] < 1:
         raise ConfigError("config key 'features.max_features' must be a positive integer or null")
     if ft["header_weight"] is not None and not 0.0 < ft["header_weight"] < 1.0:

@@ -12,6 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -208,3 +209,20 @@ def test_ctrl_c_during_write_cleans_up_and_keeps_the_old_bundle(smoke_models, sa
     assert not partial.exists()
     assert load_bundle(target).bundle_id == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "ready"]
+
+
+@pytest.mark.parametrize("name, key", [("weights.npz", "kernel_0"), ("idf.npz", "idf")])
+def test_a_bundle_with_weights_that_are_not_finite_is_never_written(smoke_models, tmp_path, name, key):
+    """A run that diverged has NaN weights: the writer's last check refuses them, and nothing is left."""
+
+    def nan_fill(folder: Path) -> None:
+        copier(smoke_models)(folder)
+        with np.load(smoke_models / name) as npz:
+            arrays = dict(npz)
+        arrays[key][0] = np.nan
+        with open(folder / name, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    with pytest.raises(BundleError, match=f"{name} holds a weight that is not a finite number"):
+        write_bundle(tmp_path / "models", nan_fill)
+    assert list(tmp_path.iterdir()) == []
