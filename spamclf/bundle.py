@@ -237,17 +237,34 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _remove_bundle_folder(folder: Path) -> None:
+    """Delete a bundle's own files from ``folder``, then the folder if that left it empty.
+
+    Never a file a bundle does not name: whatever else someone put there stays, and so does the folder.
+    """
+    for name in (*BUNDLE_FILES, MANIFEST_FILE):
+        try:
+            os.unlink(folder / name)
+        except OSError:  # absent, or a folder of that name: not ours to remove
+            pass
+    try:
+        os.rmdir(folder)
+    except OSError:
+        pass
+
+
 def _install(new: Path, target: Path) -> None:
     """Put the complete bundle ``new`` at ``target``; an old bundle there goes away in the same step.
 
     On Linux one ``renameat2(RENAME_EXCHANGE)`` swaps the two folders: at every instant ``target``
     is either the whole old bundle or the whole new one. Elsewhere (or on a file system without
     it) two renames are used, and for the moment between them ``target`` does not exist -- a
-    reader then gets "does not exist", never a mix of old and new files.
+    reader then gets "does not exist", never a mix of old and new files. The old bundle's files
+    are then deleted by name (``_remove_bundle_folder``).
     """
     if target.exists():
         if _renameat2(new, target, _RENAME_EXCHANGE):
-            shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the old bundle
+            _remove_bundle_folder(new)  # ``new`` now holds the old bundle
             return
         old = new.with_name(f".{target.name}.old-" + new.name[len(f".{target.name}.tmp-") :])
         os.rename(target, old)
@@ -256,7 +273,7 @@ def _install(new: Path, target: Path) -> None:
         except OSError:
             os.rename(old, target)
             raise
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_bundle_folder(old)
     elif not _renameat2(new, target, _RENAME_NOREPLACE):
         os.rename(new, target)
 
@@ -285,8 +302,41 @@ def _stale_dirs(parent: Path, name: str) -> list[Path]:
     return stale
 
 
+def _not_a_bundle(folder: Path) -> str | None:
+    """Why ``folder`` is not provably a spamclf bundle that ``--force`` may replace; None if it is one.
+
+    It is one if it is empty, or if its ``manifest.json`` is a spamclf manifest (the bundle's file
+    list, each with a SHA-256, and the ``bundle_id`` the writer derives from them) and everything
+    else in it is a regular file that manifest lists. The files' contents are not checked: a bundle
+    whose files were changed or deleted is still a bundle, replaced whole. A folder that also holds
+    anything else -- someone's notes, a subfolder -- is not, and loses nothing.
+    """
+    try:
+        entries = {entry.name: entry for entry in os.scandir(folder)}
+    except OSError as exc:
+        return f"cannot list it: {exc.strerror or exc}"
+    if not entries:
+        return None
+    manifest_entry = entries.pop(MANIFEST_FILE, None)
+    if manifest_entry is None:
+        return f"no {MANIFEST_FILE}"
+    try:
+        if not manifest_entry.is_file(follow_symlinks=False) or manifest_entry.stat().st_size > JSON_MAX_BYTES:
+            return f"its {MANIFEST_FILE} is not a spamclf manifest"
+        manifest = json.loads((folder / MANIFEST_FILE).read_bytes().decode("utf-8"))
+    except (OSError, ValueError):
+        return f"its {MANIFEST_FILE} is not a spamclf manifest"
+    problem = _manifest_problem(manifest)
+    if problem:
+        return f"its {MANIFEST_FILE} {problem}"
+    for name, entry in sorted(entries.items()):
+        if name not in manifest["files"] or not entry.is_file(follow_symlinks=False):
+            return f"it holds {name}, which is not a file of its bundle"
+    return None
+
+
 def check_replaceable(target: Path, force: bool) -> None:
-    """Raise BundleError unless ``target`` may be written: absent, or (with ``force``) an existing bundle or empty folder."""
+    """Raise BundleError unless ``target`` may be written: absent, or (with ``force``) provably a bundle (see ``_not_a_bundle``)."""
     target = Path(target)
     if not target.exists() and not target.is_symlink():
         return
@@ -294,9 +344,10 @@ def check_replaceable(target: Path, force: bool) -> None:
         raise BundleError(f"models directory {target} already exists; use --force to replace it")
     if target.is_symlink() or not target.is_dir():
         raise BundleError(f"{target} is not a folder; refusing to replace it with a models directory")
-    if not (target / MANIFEST_FILE).is_file() and any(target.iterdir()):
+    problem = _not_a_bundle(target)
+    if problem:
         # --force replaces a bundle, never a folder of someone's files given by mistake.
-        raise BundleError(f"{target} is not a spamclf models directory (no {MANIFEST_FILE}); refusing to replace it")
+        raise BundleError(f"{target} is not a spamclf models directory ({problem}); refusing to replace it")
 
 
 def write_bundle(target: str | Path, fill: Callable[[Path], None], force: bool = False) -> Path:
@@ -312,6 +363,7 @@ def write_bundle(target: str | Path, fill: Callable[[Path], None], force: bool =
     for stale in _stale_dirs(target.parent, target.name):
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    installed = False
     try:
         fill(tmp)
         written = {p.name for p in tmp.iterdir()}
@@ -328,10 +380,11 @@ def write_bundle(target: str | Path, fill: Callable[[Path], None], force: bool =
         _fsync_tree(tmp)
         check_replaceable(target, force)  # another writer may have finished meanwhile
         _install(tmp, target)
+        installed = True
         _fsync_dir(target.parent)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        if not installed and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)  # our own folder, holding only what ``fill`` wrote
     return target
 
 

@@ -3,6 +3,7 @@ an existing bundle is replaced only with --force and then in one step, and lefto
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -209,6 +210,65 @@ def test_ctrl_c_during_write_cleans_up_and_keeps_the_old_bundle(smoke_models, sa
     assert not partial.exists()
     assert load_bundle(target).bundle_id == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "ready"]
+
+
+def test_train_force_keeps_a_folder_whose_manifest_is_not_a_bundles(sample, smoke_config, tmp_path):
+    """The issue's case: a manifest.json of some other tool beside someone's work."""
+    p = tmp_path / "p"
+    (p / "src").mkdir(parents=True)
+    (p / "src" / "main.c").write_text("int main;")
+    (p / "manifest.json").write_text('{"manifest_version":3}\n')
+    (p / "thesis.tex").write_text("work\n")
+    args = ["train", "--data", str(sample), "--models", str(p), "--config", str(smoke_config), "--force", "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 3, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "not a spamclf models directory" in lines[0]
+    assert sorted(x.name for x in p.iterdir()) == ["manifest.json", "src", "thesis.tex"]
+    assert (p / "thesis.tex").read_text() == "work\n" and (p / "src" / "main.c").is_file()
+
+
+@pytest.mark.parametrize("extra", ["notes.txt", "src/main.c", "model.keras.orig"])
+def test_force_keeps_someones_files_beside_a_real_bundle(smoke_models, tmp_path, extra):
+    """A real manifest, but the folder holds more than its list: nothing of it may go."""
+    target = tmp_path / "models"
+    shutil.copytree(smoke_models, target)
+    (target / extra).parent.mkdir(exist_ok=True)
+    (target / extra).write_text("mine")
+    before = sorted(p.name for p in target.iterdir())
+    with pytest.raises(BundleError, match=rf"not a spamclf models directory \(it holds {extra.split('/')[0]}, which is not a file of its bundle\)"):
+        write_bundle(target, copier(smoke_models, "second"), force=True)
+    assert sorted(p.name for p in target.iterdir()) == before and (target / extra).read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+
+
+def test_force_replaces_a_changed_or_incomplete_bundle_and_an_empty_folder(smoke_models, tmp_path):
+    """A bundle whose files were changed or deleted is still a bundle by its manifest."""
+    target = tmp_path / "models"
+    shutil.copytree(smoke_models, target)
+    (target / "history.json").write_text("changed")
+    (target / "idf.npz").unlink()
+    write_bundle(target, copier(smoke_models, "second"), force=True)
+    assert '"marker": "second"' in (target / "history.json").read_text()
+    load_bundle(target)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    write_bundle(empty, copier(smoke_models), force=True)
+    load_bundle(empty)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "models"]
+
+
+@pytest.mark.parametrize("manifest", [
+    {"format_version": 1, "spamclf_version": "0.1.0"},  # no file list
+    "not even JSON",
+])
+def test_force_keeps_a_folder_whose_manifest_is_not_a_spamclf_manifest(smoke_models, tmp_path, manifest):
+    target = tmp_path / "models"
+    shutil.copytree(smoke_models, target)
+    (target / MANIFEST_FILE).write_text(manifest if isinstance(manifest, str) else json.dumps(manifest))
+    with pytest.raises(BundleError, match="its manifest.json is not a spamclf manifest"):
+        write_bundle(target, copier(smoke_models, "second"), force=True)
+    assert (target / "history.json").read_bytes() == (smoke_models / "history.json").read_bytes()
 
 
 @pytest.mark.parametrize("name, key", [("weights.npz", "kernel_0"), ("idf.npz", "idf")])
