@@ -20,11 +20,12 @@ checks, parsing -- works on those bytes, so a bundle replaced while it is read i
 half old, half new. ``check_bundle``, ``load_bundle``, ``load_keras_model`` and ``examine``
 (for ``inspect``) all read this way.
 
-Loading checks, in this order, before anything is deserialised: the manifest's format version,
-its file list and ``bundle_id``; that the folder holds exactly the listed files, regular files no
-larger than the config allows; every SHA-256; then the shape of every file from its bytes (``keras_safety``): JSON objects, a PNG,
-NPZ members that are stored float arrays of exactly the bytes their headers declare, a
-``.keras`` archive that names only our layers; then that the config passes the config schema,
+Loading checks, in this order, before anything is deserialised: the folder is not a writer's
+work folder (``.NAME.tmp-PID-*``); the manifest's format version, its file list and
+``bundle_id``; that the folder holds exactly the listed files, regular files no larger than the
+config allows; every SHA-256; then the shape of every file from its bytes (``keras_safety``):
+JSON objects, a PNG, NPZ members that are stored float arrays of exactly the bytes their headers
+declare, a ``.keras`` archive that names only our layers; then that the config passes the config schema,
 and that the vocabulary's settings, the IDF, the NumPy weights and the Keras config all agree
 with it and with each other. Only then are JSON and NPZ read into objects, and those too are
 checked: vocabulary terms are words, weights and IDF are finite.
@@ -86,6 +87,9 @@ BUNDLE_FILES = (MODEL_FILE, WEIGHTS_FILE, VOCAB_FILE, IDF_FILE, CONFIG_FILE, MET
 _WEIGHT_NAME = re.compile(r"(kernel|bias)_(\d+)")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _BUNDLE_ID = re.compile(r"[0-9a-f]{12}")
+# The hidden folders a writer works in beside its target: ``.NAME.tmp-PID-xxxxxxxx`` (``tempfile.mkdtemp``)
+# and, where renameat2 is missing, ``.NAME.old-PID-xxxxxxxx`` for the bundle being replaced.
+_WORK_FOLDER = re.compile(r"\..+\.(?:tmp|old)-(\d+)-[a-z0-9_]+")
 # Every vocabulary term is what ``features.analyze`` makes: words joined by single spaces.
 _TERMS = re.compile(r"(?:\w+(?: \w+)*\n)*")
 
@@ -278,16 +282,16 @@ def _install(new: Path, target: Path) -> None:
         os.rename(new, target)
 
 
-def _stale_dirs(parent: Path, name: str) -> list[Path]:
-    """Temporary folders left beside ``name`` by a writer that was killed (its process is gone)."""
-    pattern = re.compile(rf"\.{re.escape(name)}\.(?:tmp|old)-(\d+)-.+")
+def _stale_dirs(parent: Path) -> list[Path]:
+    """Work folders (``.NAME.tmp-PID-*``, ``.NAME.old-PID-*``, for any NAME) left in ``parent`` by a writer
+    that was killed: its process is gone."""
     stale = []
     try:
         entries = list(parent.iterdir())
     except OSError:
         return []
     for entry in entries:
-        match = pattern.fullmatch(entry.name)
+        match = _WORK_FOLDER.fullmatch(entry.name)
         if not match or not entry.is_dir() or entry.is_symlink():
             continue
         pid = int(match.group(1))
@@ -354,14 +358,16 @@ def write_bundle(target: str | Path, fill: Callable[[Path], None], force: bool =
     """Build a bundle in a temporary folder beside ``target`` with ``fill(folder)``, then move it into place.
 
     ``fill`` writes every file of BUNDLE_FILES and nothing else. An existing bundle is replaced
-    only with ``force``, atomically (see ``_install``). Temporary folders left by a killed writer
-    (``.NAME.tmp-PID-*``, hidden, never holding a manifest until complete) are removed first.
+    only with ``force``, atomically (see ``_install``). Work folders that killed writers left in
+    the same parent (``.NAME.tmp-PID-*``, for any NAME) are removed first, by their bundle files'
+    names. Such a folder can hold a complete manifest (a kill between writing it and the rename),
+    so loading refuses any folder named like one.
     """
     target = Path(target)
     check_replaceable(target, force)
     target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in _stale_dirs(target.parent, target.name):
-        shutil.rmtree(stale, ignore_errors=True)
+    for stale in _stale_dirs(target.parent):
+        _remove_bundle_folder(stale)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     installed = False
     try:
@@ -376,7 +382,7 @@ def write_bundle(target: str | Path, fill: Callable[[Path], None], force: bool =
         _write_manifest(tmp)  # last: a folder without a manifest is never a bundle
         # Never install a bundle that loading would refuse. The manifest's hashes were just
         # computed from these very files: hashing 80 MB again would take another 0.1 s.
-        _check(_read_folder(tmp), verify_hashes=False)
+        _check(_read_folder(tmp), verify_hashes=False, work_folder=True)
         _fsync_tree(tmp)
         check_replaceable(target, force)  # another writer may have finished meanwhile
         _install(tmp, target)
@@ -699,9 +705,11 @@ def _finite(folder: Path, name: str, arrays) -> None:
         raise BundleError(f"{folder}/{name} holds a weight that is not a finite number (NaN or infinity); refusing it")
 
 
-def _check(read: _Read, verify_hashes: bool = True) -> Checked:
+def _check(read: _Read, verify_hashes: bool = True, work_folder: bool = False) -> Checked:
     """Every check of the module's docstring on the bytes ``read`` holds, then those bytes as objects."""
     folder = read.folder
+    if not work_folder and _WORK_FOLDER.fullmatch(Path(os.path.realpath(folder)).name):
+        raise BundleError(f"{folder} is the work folder of a 'spamclf train' that did not finish; it is never a bundle")
     manifest = _check_manifest(read)
     _check_files(read, manifest, verify_hashes)
     data = read.data

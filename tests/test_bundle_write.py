@@ -108,7 +108,7 @@ def test_a_writer_that_fails_leaves_nothing(smoke_models, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_stale_temporary_folders_are_cleaned_up_but_a_live_writers_are_not(smoke_models, tmp_path):
+def test_stale_work_folders_of_any_target_are_cleaned_up_but_a_live_writers_are_not(smoke_models, tmp_path):
     stale = tmp_path / f".models.tmp-{dead_pid()}-abc123"
     stale.mkdir()
     (stale / "model.keras").write_bytes(b"half")
@@ -116,11 +116,17 @@ def test_stale_temporary_folders_are_cleaned_up_but_a_live_writers_are_not(smoke
     stale_old.mkdir()
     live = tmp_path / f".models.tmp-{os.getppid()}-xyz789"  # our parent process is alive
     live.mkdir()
-    other = tmp_path / f".other.tmp-{dead_pid()}-ghi"  # another target's: not ours to touch
+    other = tmp_path / f".other.tmp-{dead_pid()}-ghi"  # another target's, in the same parent
     other.mkdir()
+    (other / "manifest.json").write_text("{}")
+    kept = tmp_path / f".mine.tmp-{dead_pid()}-jkl"  # named like one, but holding a file no bundle has
+    kept.mkdir()
+    (kept / "thesis.tex").write_text("precious")
+    (kept / "weights.npz").write_bytes(b"half")
     write_bundle(tmp_path / "models", copier(smoke_models))
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == sorted(["models", live.name, other.name])
+    assert names == sorted(["models", live.name, kept.name])
+    assert [p.name for p in kept.iterdir()] == ["thesis.tex"]  # only a bundle's own files are ever deleted
 
 
 KILLED_TRAIN = textwrap.dedent(
@@ -129,27 +135,35 @@ KILLED_TRAIN = textwrap.dedent(
     from pathlib import Path
     import spamclf.bundle as bundle
 
-    def hang_before_the_manifest(folder):
-        # Every other file of the bundle is on disk, in the temporary folder: the worst moment.
-        Path(sys.argv[1]).write_text(str(folder))
+    def hang(folder, *rest):
+        # The test kills or interrupts us here, at the step of writing it chose (argv[1]).
+        Path(sys.argv[2]).write_text(str(folder))
         # Until the test kills or interrupts us, in short sleeps: the kernel may hand SIGINT to any
         # of the process's threads (TensorFlow runs many); Python then raises KeyboardInterrupt in
         # the main thread at its next step, which one long sleep would not reach for ten minutes.
         while True:
             time.sleep(0.05)
 
-    bundle._write_manifest = hang_before_the_manifest
+    setattr(bundle, sys.argv[1], hang)
     from spamclf.cli import main
-    main(sys.argv[2:])
+    main(sys.argv[3:])
     """
 )
 
 
-def interrupt_train_while_writing(target: Path, sample: Path, smoke_config: Path, sig: int) -> tuple[subprocess.Popen, Path]:
-    """Run ``spamclf train --force`` into ``target``; send ``sig`` once it is writing the bundle."""
+def interrupt_train_while_writing(
+    target: Path, sample: Path, smoke_config: Path, sig: int, step: str = "_write_manifest"
+) -> tuple[subprocess.Popen, Path]:
+    """Run ``spamclf train --force`` into ``target``; send ``sig`` once it reaches ``step`` of writing the bundle.
+
+    ``_write_manifest``: every other file is in the work folder; ``_install``: the manifest too, the
+    folder is complete but not yet renamed into place.
+    """
     ready = target.parent / "ready"
     args = ["train", "--data", str(sample), "--models", str(target), "--config", str(smoke_config), "--force", "-q"]
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_TRAIN, str(ready), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_TRAIN, step, str(ready), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 300
         while not ready.exists():
@@ -183,7 +197,7 @@ def test_killing_train_mid_write_leaves_the_old_bundle_and_no_partial_one(smoke_
     assert load_bundle(target).bundle_id == before  # the old bundle, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["models", "ready", partial.name])
     result = CliRunner().invoke(main, ["predict", "--models", str(partial), str(sample / "spam")])
-    assert result.exit_code == 3 and "manifest.json is missing" in result.stderr
+    assert result.exit_code == 3 and "work folder of a 'spamclf train' that did not finish" in result.stderr
 
     write_bundle(target, copier(smoke_models, "next"), force=True)  # the next write into the same parent
     assert not partial.exists()
@@ -210,6 +224,32 @@ def test_ctrl_c_during_write_cleans_up_and_keeps_the_old_bundle(smoke_models, sa
     assert not partial.exists()
     assert load_bundle(target).bundle_id == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "ready"]
+
+
+def test_a_work_folder_killed_after_its_manifest_never_loads_and_any_later_train_beside_it_removes_it(
+    smoke_models, sample, smoke_config, tmp_path
+):
+    """Killed between writing the manifest and the rename, the work folder is a complete bundle but for its name."""
+    target = tmp_path / "models"
+    proc, partial = interrupt_train_while_writing(target, sample, smoke_config, signal.SIGKILL, step="_install")
+    assert proc.returncode == -signal.SIGKILL
+    assert partial.name.startswith(".models.tmp-") and (partial / MANIFEST_FILE).is_file()
+    assert not target.exists()
+
+    with pytest.raises(BundleError, match="work folder of a 'spamclf train' that did not finish"):
+        load_bundle(partial)
+    link = tmp_path / "looks-fine"
+    link.symlink_to(partial)
+    with pytest.raises(BundleError, match="work folder"):
+        load_bundle(link)
+    result = CliRunner().invoke(main, ["predict", "--models", str(partial), str(sample / "spam")])
+    assert result.exit_code == 3 and result.stdout == ""
+    result = CliRunner().invoke(main, ["inspect", "--models", str(link)])
+    assert result.exit_code == 3 and "NOT VERIFIED" in result.stdout
+
+    link.unlink()
+    write_bundle(tmp_path / "another", copier(smoke_models))  # any later train into the same parent
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["another", "ready"]
 
 
 def test_train_force_keeps_a_folder_whose_manifest_is_not_a_bundles(sample, smoke_config, tmp_path):
