@@ -3,6 +3,7 @@ an existing bundle is replaced only with --force and then in one step, and lefto
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -106,7 +108,7 @@ def test_a_writer_that_fails_leaves_nothing(smoke_models, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_stale_temporary_folders_are_cleaned_up_but_a_live_writers_are_not(smoke_models, tmp_path):
+def test_stale_work_folders_of_any_target_are_cleaned_up_but_a_live_writers_are_not(smoke_models, tmp_path):
     stale = tmp_path / f".models.tmp-{dead_pid()}-abc123"
     stale.mkdir()
     (stale / "model.keras").write_bytes(b"half")
@@ -114,11 +116,17 @@ def test_stale_temporary_folders_are_cleaned_up_but_a_live_writers_are_not(smoke
     stale_old.mkdir()
     live = tmp_path / f".models.tmp-{os.getppid()}-xyz789"  # our parent process is alive
     live.mkdir()
-    other = tmp_path / f".other.tmp-{dead_pid()}-ghi"  # another target's: not ours to touch
+    other = tmp_path / f".other.tmp-{dead_pid()}-ghi"  # another target's, in the same parent
     other.mkdir()
+    (other / "manifest.json").write_text("{}")
+    kept = tmp_path / f".mine.tmp-{dead_pid()}-jkl"  # named like one, but holding a file no bundle has
+    kept.mkdir()
+    (kept / "thesis.tex").write_text("precious")
+    (kept / "weights.npz").write_bytes(b"half")
     write_bundle(tmp_path / "models", copier(smoke_models))
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == sorted(["models", live.name, other.name])
+    assert names == sorted(["models", live.name, kept.name])
+    assert [p.name for p in kept.iterdir()] == ["thesis.tex"]  # only a bundle's own files are ever deleted
 
 
 KILLED_TRAIN = textwrap.dedent(
@@ -127,27 +135,35 @@ KILLED_TRAIN = textwrap.dedent(
     from pathlib import Path
     import spamclf.model.bundle as bundle
 
-    def hang_before_the_manifest(folder):
-        # Every other file of the bundle is on disk, in the temporary folder: the worst moment.
-        Path(sys.argv[1]).write_text(str(folder))
+    def hang(folder, *rest):
+        # The test kills or interrupts us here, at the step of writing it chose (argv[1]).
+        Path(sys.argv[2]).write_text(str(folder))
         # Until the test kills or interrupts us, in short sleeps: the kernel may hand SIGINT to any
         # of the process's threads (TensorFlow runs many); Python then raises KeyboardInterrupt in
         # the main thread at its next step, which one long sleep would not reach for ten minutes.
         while True:
             time.sleep(0.05)
 
-    bundle._write_manifest = hang_before_the_manifest
+    setattr(bundle, sys.argv[1], hang)
     from spamclf.cli import main
-    main(sys.argv[2:])
+    main(sys.argv[3:])
     """
 )
 
 
-def interrupt_train_while_writing(target: Path, sample: Path, smoke_config: Path, sig: int) -> tuple[subprocess.Popen, Path]:
-    """Run ``spamclf train --force`` into ``target``; send ``sig`` once it is writing the bundle."""
+def interrupt_train_while_writing(
+    target: Path, sample: Path, smoke_config: Path, sig: int, step: str = "_write_manifest"
+) -> tuple[subprocess.Popen, Path]:
+    """Run ``spamclf train --force`` into ``target``; send ``sig`` once it reaches ``step`` of writing the bundle.
+
+    ``_write_manifest``: every other file is in the work folder; ``_install``: the manifest too, the
+    folder is complete but not yet renamed into place.
+    """
     ready = target.parent / "ready"
     args = ["train", "--data", str(sample), "--models", str(target), "--config", str(smoke_config), "--force", "-q"]
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_TRAIN, str(ready), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_TRAIN, step, str(ready), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 300
         while not ready.exists():
@@ -181,7 +197,7 @@ def test_killing_train_mid_write_leaves_the_old_bundle_and_no_partial_one(smoke_
     assert load_bundle(target).bundle_id == before  # the old bundle, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["models", "ready", partial.name])
     result = CliRunner().invoke(main, ["predict", "--models", str(partial), str(sample / "spam")])
-    assert result.exit_code == 3 and "manifest.json is missing" in result.stderr
+    assert result.exit_code == 3 and "work folder of a 'spamclf train' that did not finish" in result.stderr
 
     write_bundle(target, copier(smoke_models, "next"), force=True)  # the next write into the same parent
     assert not partial.exists()
@@ -208,3 +224,105 @@ def test_ctrl_c_during_write_cleans_up_and_keeps_the_old_bundle(smoke_models, sa
     assert not partial.exists()
     assert load_bundle(target).bundle_id == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "ready"]
+
+
+def test_a_work_folder_killed_after_its_manifest_never_loads_and_any_later_train_beside_it_removes_it(
+    smoke_models, sample, smoke_config, tmp_path
+):
+    """Killed between writing the manifest and the rename, the work folder is a complete bundle but for its name."""
+    target = tmp_path / "models"
+    proc, partial = interrupt_train_while_writing(target, sample, smoke_config, signal.SIGKILL, step="_install")
+    assert proc.returncode == -signal.SIGKILL
+    assert partial.name.startswith(".models.tmp-") and (partial / MANIFEST_FILE).is_file()
+    assert not target.exists()
+
+    with pytest.raises(BundleError, match="work folder of a 'spamclf train' that did not finish"):
+        load_bundle(partial)
+    link = tmp_path / "looks-fine"
+    link.symlink_to(partial)
+    with pytest.raises(BundleError, match="work folder"):
+        load_bundle(link)
+    result = CliRunner().invoke(main, ["predict", "--models", str(partial), str(sample / "spam")])
+    assert result.exit_code == 3 and result.stdout == ""
+    result = CliRunner().invoke(main, ["inspect", "--models", str(link)])
+    assert result.exit_code == 3 and "NOT VERIFIED" in result.stdout
+
+    link.unlink()
+    write_bundle(tmp_path / "another", copier(smoke_models))  # any later train into the same parent
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["another", "ready"]
+
+
+def test_train_force_keeps_a_folder_whose_manifest_is_not_a_bundles(sample, smoke_config, tmp_path):
+    """The issue's case: a manifest.json of some other tool beside someone's work."""
+    p = tmp_path / "p"
+    (p / "src").mkdir(parents=True)
+    (p / "src" / "main.c").write_text("int main;")
+    (p / "manifest.json").write_text('{"manifest_version":3}\n')
+    (p / "thesis.tex").write_text("work\n")
+    args = ["train", "--data", str(sample), "--models", str(p), "--config", str(smoke_config), "--force", "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 3, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "not a spamclf models directory" in lines[0]
+    assert sorted(x.name for x in p.iterdir()) == ["manifest.json", "src", "thesis.tex"]
+    assert (p / "thesis.tex").read_text() == "work\n" and (p / "src" / "main.c").is_file()
+
+
+@pytest.mark.parametrize("extra", ["notes.txt", "src/main.c", "model.keras.orig"])
+def test_force_keeps_someones_files_beside_a_real_bundle(smoke_models, tmp_path, extra):
+    """A real manifest, but the folder holds more than its list: nothing of it may go."""
+    target = tmp_path / "models"
+    shutil.copytree(smoke_models, target)
+    (target / extra).parent.mkdir(exist_ok=True)
+    (target / extra).write_text("mine")
+    before = sorted(p.name for p in target.iterdir())
+    with pytest.raises(BundleError, match=rf"not a spamclf models directory \(it holds {extra.split('/')[0]}, which is not a file of its bundle\)"):
+        write_bundle(target, copier(smoke_models, "second"), force=True)
+    assert sorted(p.name for p in target.iterdir()) == before and (target / extra).read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+
+
+def test_force_replaces_a_changed_or_incomplete_bundle_and_an_empty_folder(smoke_models, tmp_path):
+    """A bundle whose files were changed or deleted is still a bundle by its manifest."""
+    target = tmp_path / "models"
+    shutil.copytree(smoke_models, target)
+    (target / "history.json").write_text("changed")
+    (target / "idf.npz").unlink()
+    write_bundle(target, copier(smoke_models, "second"), force=True)
+    assert '"marker": "second"' in (target / "history.json").read_text()
+    load_bundle(target)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    write_bundle(empty, copier(smoke_models), force=True)
+    load_bundle(empty)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "models"]
+
+
+@pytest.mark.parametrize("manifest", [
+    {"format_version": 1, "spamclf_version": "0.1.0"},  # no file list
+    "not even JSON",
+])
+def test_force_keeps_a_folder_whose_manifest_is_not_a_spamclf_manifest(smoke_models, tmp_path, manifest):
+    target = tmp_path / "models"
+    shutil.copytree(smoke_models, target)
+    (target / MANIFEST_FILE).write_text(manifest if isinstance(manifest, str) else json.dumps(manifest))
+    with pytest.raises(BundleError, match="its manifest.json is not a spamclf manifest"):
+        write_bundle(target, copier(smoke_models, "second"), force=True)
+    assert (target / "history.json").read_bytes() == (smoke_models / "history.json").read_bytes()
+
+
+@pytest.mark.parametrize("name, key", [("weights.npz", "kernel_0"), ("idf.npz", "idf")])
+def test_a_bundle_with_weights_that_are_not_finite_is_never_written(smoke_models, tmp_path, name, key):
+    """A run that diverged has NaN weights: the writer's last check refuses them, and nothing is left."""
+
+    def nan_fill(folder: Path) -> None:
+        copier(smoke_models)(folder)
+        with np.load(smoke_models / name) as npz:
+            arrays = dict(npz)
+        arrays[key][0] = np.nan
+        with open(folder / name, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    with pytest.raises(BundleError, match=f"{name} holds a weight that is not a finite number"):
+        write_bundle(tmp_path / "models", nan_fill)
+    assert list(tmp_path.iterdir()) == []

@@ -78,3 +78,38 @@ def test_a_missing_folder(tmp_path):
 def test_help_has_an_example():
     result = run("--help")
     assert result.exit_code == 0 and "Example" in result.output and "spamclf inspect --models" in result.output
+
+
+ESCAPES = "\x1b]0;owned\x07\x1b[2J"  # set the terminal's title, clear the screen
+
+
+def test_no_string_from_a_bundle_reaches_the_terminal_raw(smoke_models, tmp_path):
+    """Whoever can write the folder can write any string and a matching manifest: text output escapes them."""
+    from spamclf.model.bundle import _write_manifest
+
+    evil = tmp_path / "models"
+    shutil.copytree(smoke_models, evil)
+    metadata = json.loads((evil / "metadata.json").read_text())
+    metadata["created"] = ESCAPES
+    metadata["data"]["sources"] = [ESCAPES]
+    metadata["versions"][ESCAPES] = ESCAPES
+    (evil / "metadata.json").write_text(json.dumps(metadata))
+    _write_manifest(evil)
+    result = run("--models", evil)
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "\\x1b]0;owned\\x07\\x1b[2J" in result.stdout  # shown, escaped
+    assert json.loads(run("--models", evil, "--json").stdout)["created"] == ESCAPES  # JSON keeps it exactly
+
+
+def test_no_string_from_a_bundle_that_does_not_verify_reaches_the_terminal_raw(smoke_models, tmp_path):
+    evil = tmp_path / "models"
+    shutil.copytree(smoke_models, evil)
+    manifest = json.loads((evil / "manifest.json").read_text())
+    manifest["spamclf_version"] = ESCAPES
+    (evil / "manifest.json").write_text(json.dumps(manifest))
+    (evil / f"{ESCAPES}.txt").write_text("hi")
+    result = run("--models", evil)
+    assert result.exit_code == 3
+    assert "NOT VERIFIED" in result.stdout and "unexpected" in result.stdout
+    assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout + result.stderr

@@ -8,12 +8,16 @@ the one that must refuse the bundle.
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import shutil
 import subprocess
+import struct
 import sys
+import textwrap
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -186,20 +190,41 @@ def test_a_vocabulary_longer_than_its_idf_is_refused(copy, message):
 
 
 def test_nothing_is_deserialised_before_the_manifest_check(copy, monkeypatch):
-    """Spy on the readers: a changed file stops loading before any of them runs."""
+    """Spy on the readers: a changed file stops loading before any of them runs on it.
+
+    Only config.json, whose own SHA-256 matched, is parsed first: it bounds how much of the
+    other files is read at all.
+    """
     from spamclf.model import features
     from spamclf.model import bundle_checks as keras_safety
 
     calls = []
-    for module, name in [(np, "load"), (features.TfidfFeatures, "load"), (keras_safety, "check_keras_file"), (bundle_mod, "check_keras_file")]:
+    spied = [
+        (np, "load"), (features.TfidfFeatures, "load"), (features.TfidfFeatures, "fitted"), (keras_safety, "check_keras_bytes"),
+        (bundle_mod, "check_keras_bytes"), (bundle_mod, "check_npz_bytes"), (bundle_mod, "check_json_bytes"),
+    ]
+    for module, name in spied:
         real = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: (calls.append(_name), _real(*a, **k))[1])
+
+        def spy(*a, _real=real, _name=name, **k):
+            calls.append((_name, a[1] if len(a) > 1 and isinstance(a[1], str) else None))
+            return _real(*a, **k)
+
+        monkeypatch.setattr(module, name, spy)
     load_bundle(copy)
     assert calls, "the spies must see a normal load (else this test proves nothing)"
     calls.clear()
     vocab = copy / "vocabulary.json"
-    vocab.write_bytes(vocab.read_bytes().replace(b'"', b"'", 1))
+    good = vocab.read_bytes()
+    vocab.write_bytes(good.replace(b'"', b"'", 1))
     with pytest.raises(BundleError, match="vocabulary.json does not match its SHA-256"):
+        load_bundle(copy)
+    assert calls == [("check_json_bytes", "config.json")]
+    calls.clear()
+    vocab.write_bytes(good)
+    config = copy / "config.json"
+    config.write_bytes(config.read_bytes().replace(b"{", b"{ ", 1))
+    with pytest.raises(BundleError, match="config.json does not match its SHA-256"):
         load_bundle(copy)
     assert calls == []
 
@@ -283,6 +308,40 @@ def test_the_real_keras_model_loads_in_safe_mode(copy, smoke_models):
         np.testing.assert_array_equal(b1, b2)
 
 
+def _rewrite_keras(copy: Path, change, compression=zipfile.ZIP_STORED) -> None:
+    with zipfile.ZipFile(copy / MODEL_FILE) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    change(members)
+    with zipfile.ZipFile(copy / MODEL_FILE, "w", compression=compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    rewrite_manifest(copy)
+
+
+def test_a_compressed_keras_member_is_refused(copy, message):
+    _rewrite_keras(copy, lambda members: None, compression=zipfile.ZIP_DEFLATED)
+    assert "model.keras: member" in refused(copy, message) and "is compressed" in refused(copy, message)
+
+
+def test_keras_weights_that_declare_more_than_they_hold_are_refused_before_keras_reads_them(copy, keras):
+    """HDF5 can declare a dataset over chunks never written: a few KB standing for 256 MiB of weights."""
+    import h5py
+
+    def sparse(members):
+        out = io.BytesIO()
+        with h5py.File(io.BytesIO(members["model.weights.h5"]), "r") as src, h5py.File(out, "w") as dst:
+            for key in src:
+                src.copy(src[key], dst, name=key)
+            del dst["layers/dense/vars/0"]
+            dst.create_dataset("layers/dense/vars/0", shape=(2**26,), dtype="f4", chunks=(4096,))
+        members["model.weights.h5"] = out.getvalue()
+
+    _rewrite_keras(copy, sparse)
+    with pytest.raises(BundleError, match="model.weights.h5 declares .* bytes of weights in a file of"):
+        bundle_mod.load_keras_model(copy)
+    load_bundle(copy)  # scoring does not read model.keras's weights: it still loads
+
+
 def test_a_config_that_breaks_the_schema_is_refused(copy, message):
     config = json.loads((copy / "config.json").read_text())
     config["extract"]["run_this"] = "rm -rf /"
@@ -297,3 +356,192 @@ def test_a_file_replaced_by_a_symbolic_link_is_refused(copy, message):
     (copy / "history.json").unlink()
     (copy / "history.json").symlink_to(target)
     assert "history.json is a symbolic link" in refused(copy, message)
+
+
+# --- a bundle is data, never a weapon: bounded and inert for any bytes that pass the hashes -----------
+
+
+def _rewrite_npz(path: Path, change) -> None:
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    change(arrays)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+@pytest.mark.parametrize("name, key, value", [("idf.npz", "idf", np.nan), ("weights.npz", "kernel_1", np.inf), ("weights.npz", "bias_2", -np.inf)])
+def test_weights_or_idf_that_are_not_finite_are_refused(copy, message, name, key, value):
+    def poison(arrays):
+        arrays[key].flat[0] = value
+
+    _rewrite_npz(copy / name, poison)
+    rewrite_manifest(copy)
+    assert f"{name} holds a weight that is not a finite number" in refused(copy, message)
+
+
+def test_a_compressed_array_is_refused_before_it_is_inflated(copy, message):
+    """A deflated member can declare gigabytes in a few bytes: spamclf's arrays are stored as written."""
+    with np.load(copy / "weights.npz") as npz:
+        arrays = dict(npz)
+    with open(copy / "weights.npz", "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    rewrite_manifest(copy)
+    assert "weights.npz: member kernel_0.npy is compressed" in refused(copy, message)
+
+
+def test_an_array_header_that_declares_more_than_its_member_holds_is_refused(copy, message):
+    path = copy / "idf.npz"
+    with np.load(path) as npz:
+        idf = npz["idf"]
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": "<f4", "fortran_order": False, "shape": (len(idf) * 1000,)})
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("idf.npy", head.getvalue() + idf.astype("<f4").tobytes())
+    rewrite_manifest(copy)
+    assert f"array 'idf' declares shape ({len(idf) * 1000},)" in refused(copy, message)
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"model": {"units": [32, 8]}}, "not the [32, 8, 1] of model.units in config.json"),
+    ({"features": {"max_features": 100}}, "not 1 to features.max_features (100)"),
+])
+def test_arrays_that_do_not_fit_the_config_are_refused(copy, message, change, expected):
+    """The NumPy weights and the Keras config agree with each other here; the config says otherwise."""
+    config = json.loads((copy / "config.json").read_text())
+    vocab = json.loads((copy / "vocabulary.json").read_text())
+    for section, keys in change.items():
+        config[section].update(keys)
+        if section == "features":
+            vocab["settings"].update(keys)  # consistent settings: the shapes are what is wrong
+    (copy / "config.json").write_text(json.dumps(config))
+    (copy / "vocabulary.json").write_text(json.dumps(vocab))
+    rewrite_manifest(copy)
+    assert expected in refused(copy, message)
+
+
+def test_vocabulary_settings_are_checked_as_config_and_against_the_config(copy, message):
+    """``ngram_max=1000000`` in vocabulary.json alone grew one predict to 24 GB."""
+    vocab = json.loads((copy / "vocabulary.json").read_text())
+    vocab["settings"]["ngram_max"] = 2
+    (copy / "vocabulary.json").write_text(json.dumps(vocab))
+    rewrite_manifest(copy)
+    assert "vocabulary.json was made with features.ngram_max 2, but config.json says 1" in refused(copy, message)
+
+    vocab["settings"]["ngram_max"] = 1_000_000
+    (copy / "vocabulary.json").write_text(json.dumps(vocab))
+    config = json.loads((copy / "config.json").read_text())
+    config["features"]["ngram_max"] = 1_000_000  # both agree: the range is what refuses it
+    (copy / "config.json").write_text(json.dumps(config))
+    rewrite_manifest(copy)
+    assert "features.ngram_max" in refused(copy, message)
+
+    vocab["settings"] = {**vocab["settings"], "ngram_max": 1, "run_this": "rm -rf /"}
+    config["features"]["ngram_max"] = 1
+    (copy / "config.json").write_text(json.dumps(config))
+    (copy / "vocabulary.json").write_text(json.dumps(vocab))
+    rewrite_manifest(copy)
+    assert "unknown config key 'features.run_this'" in refused(copy, message)
+
+
+@pytest.mark.parametrize("term", ["\x1b[2Jcleared", "two\nlines", "", "trailing "])
+def test_a_vocabulary_term_that_is_not_a_word_is_refused(copy, message, term):
+    vocab = json.loads((copy / "vocabulary.json").read_text())
+    vocab["vocabulary"][0] = term
+    (copy / "vocabulary.json").write_text(json.dumps(vocab))
+    rewrite_manifest(copy)
+    assert "vocabulary.json holds a term that is not a word" in refused(copy, message)
+
+
+@pytest.mark.parametrize("bundle_id", ["abc\nX-Spam-Flag: NO", "\x1b[31mred", "0123456789ab", "", 7])
+def test_a_bundle_id_the_writer_would_not_have_written_is_refused(copy, message, bundle_id):
+    """The id goes into filter mode's X-Spam-Status header: a newline in it injected a header."""
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    manifest["bundle_id"] = bundle_id
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    assert "does not hold the bundle_id its writer derives from it" in refused(copy, message)
+    raw = message.read_bytes()
+    proc = subprocess.run([sys.executable, "-m", "spamclf", "predict", "--models", str(copy), "-"], input=raw, capture_output=True)
+    assert proc.returncode == 3 and proc.stdout == raw  # filter mode passes the message through untouched
+    assert b"X-Spam" not in proc.stdout
+
+
+DECLARED = 2**28  # IDF weights: 1 GiB as float32
+
+
+def _zip_of_zeros(member: str, head: bytes, n_zeros: int) -> bytes:
+    """A zip whose one deflated member is ``head`` then ``n_zeros`` zero bytes, about 1 MB per GiB.
+
+    Built from one compressed block repeated (a full flush resets the compressor), so the test
+    does not spend seconds compressing a gigabyte.
+    """
+    chunk = 1 << 22
+    assert n_zeros % chunk == 0
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    stream = [compressor.compress(head) + compressor.flush(zlib.Z_FULL_FLUSH)]
+    block = compressor.compress(bytes(chunk)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    stream += [block] * (n_zeros // chunk) + [compressor.flush()]
+    data = b"".join(stream)
+    crc = zlib.crc32(head)
+    zeros = bytes(chunk)
+    for _ in range(n_zeros // chunk):
+        crc = zlib.crc32(zeros, crc)
+    name = member.encode()
+    size = len(head) + n_zeros
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(data), size, len(name), 0) + name
+    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, crc, len(data), size, len(name), 0, 0, 0, 0, 0, 0) + name
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local) + len(data), 0)
+    return local + data + central + end
+
+
+def _declare_inputs(copy: Path, n: int) -> None:
+    """Make every other file of the bundle agree that the model takes ``n`` inputs (headers only: no data)."""
+    with zipfile.ZipFile(copy / "weights.npz") as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": "<f4", "fortran_order": False, "shape": (n, 32)})
+    members["kernel_0.npy"] = head.getvalue()
+    with zipfile.ZipFile(copy / "weights.npz", "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with zipfile.ZipFile(copy / MODEL_FILE) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    config = json.loads(members["config.json"])
+    config["config"]["layers"][0]["config"]["batch_shape"] = [None, n]
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(copy / MODEL_FILE, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    metadata = json.loads((copy / "metadata.json").read_text())
+    metadata["n_features"] = n
+    (copy / "metadata.json").write_text(json.dumps(metadata))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak RSS from /proc")
+def test_an_idf_that_declares_a_gigabyte_is_refused_before_anything_is_allocated(copy):
+    """A 1 MB idf.npz declaring 1 GiB, with the weights, the Keras config and the metadata agreeing:
+    loading it in a fresh process stays far below that gigabyte."""
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": "<f4", "fortran_order": False, "shape": (DECLARED,)})
+    (copy / "idf.npz").write_bytes(_zip_of_zeros("idf.npy", head.getvalue(), DECLARED * 4))
+    assert (copy / "idf.npz").stat().st_size < 2 << 20
+    _declare_inputs(copy, DECLARED)
+    rewrite_manifest(copy)
+    code = textwrap.dedent(
+        """
+        import re, sys
+        from pathlib import Path
+        from spamclf.model.bundle import load_bundle
+        from spamclf.errors import BundleError
+        try:
+            load_bundle(sys.argv[1])
+            print("loaded")
+        except BaseException as exc:
+            print(type(exc).__name__, str(exc).replace(chr(10), " "))
+        # the peak RSS of this program (ru_maxrss would count the forking pytest process's too)
+        print(re.search(r"VmHWM:\\s*(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(copy)], capture_output=True, text=True, timeout=120)
+    outcome, peak_kib = proc.stdout.strip().splitlines()
+    assert int(peak_kib) < 500 * 1024, f"peak RSS {int(peak_kib) // 1024} MiB; {outcome}"
+    assert outcome.startswith("BundleError") and "idf.npz is too large" in outcome

@@ -2,7 +2,10 @@
 
 A bundle that fails verification is described only by what is safe to show: its
 manifest and the state of each file. Metadata and config are shown only once every
-check has passed, so nothing read from a changed file is presented as fact.
+check has passed, so nothing read from a changed file is presented as fact. Every
+string in the text output goes through ``display.printable``: a bundle's strings
+(a date, a source path, a version, a file name) cannot move the cursor or clear a
+terminal, whoever wrote them.
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..model.bundle import Bundle, file_report, load_bundle, read_manifest
-from ..errors import BundleError
+from ..model.bundle import examine
+from ..printable import printable
 
 
 def inspect_bundle(models_dir: str | Path) -> dict:
@@ -21,19 +24,13 @@ def inspect_bundle(models_dir: str | Path) -> dict:
     """
     folder = Path(models_dir)
     out: dict = {"models_dir": str(folder), "verified": False, "problem": None}
-    try:
-        bundle: Bundle = load_bundle(folder)
-    except BundleError as exc:
-        out["problem"] = str(exc)
-        try:
-            manifest = read_manifest(folder)
-        except BundleError:
-            return out
-        out["manifest"] = manifest
-        try:
-            out["files"] = file_report(folder, manifest)
-        except OSError:
-            pass
+    examined = examine(folder)  # the folder read once: what is shown is what was checked
+    bundle = examined.bundle
+    if bundle is None:
+        out["problem"] = examined.problem
+        if examined.manifest is not None:
+            out["manifest"] = examined.manifest
+            out["files"] = examined.files
         return out
     meta = bundle.metadata
     out.update(
@@ -69,9 +66,10 @@ def format_inspection(info: dict) -> str:
             rows.append(("written by", f"spamclf {manifest.get('spamclf_version', '?')}, format {manifest.get('format_version', '?')}"))
         for name, state in (info.get("files") or {}).items():
             rows.append((f"  {name}", state))
-        return "\n".join(f"{k:<22} {v}" for k, v in rows)
-    data = info.get("data") or {}
-    per_label = data.get("per_label") or {}
+        return _lines(rows)
+    data = _mapping(info.get("data"))
+    per_label = _mapping(data.get("per_label"))
+    sources = data.get("sources") if isinstance(data.get("sources"), list) else []
     rows += [
         ("spamclf version", info["spamclf_version"]),
         ("created", info["created"]),
@@ -80,12 +78,22 @@ def format_inspection(info: dict) -> str:
         ("epochs run", info["epochs_run"]),
         ("data fingerprint", data.get("fingerprint")),
         ("data", f"{data.get('messages')} messages ({', '.join(f'{v} {k}' for k, v in sorted(per_label.items()))})"
-         f" from {', '.join(data.get('sources') or [])}"),
+         f" from {', '.join(map(str, sources))}"),
     ]
-    metrics = info.get("validation_metrics") or {}
+    metrics = _mapping(info.get("validation_metrics"))
     shown = ("accuracy", "precision", "recall", "f1", "roc_auc", "false_positive_rate")
     rows.append(("validation", ", ".join(f"{k} {metrics[k]:.4f}" for k in shown if isinstance(metrics.get(k), (int, float)))))
-    versions = info.get("versions") or {}
+    versions = _mapping(info.get("versions"))
     rows.append(("trained with", ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))))
-    text = "\n".join(f"{k:<22} {v}" for k, v in rows)
-    return text + "\nconfig\n" + json.dumps(info["config"], indent=2, sort_keys=True)
+    text = _lines(rows)
+    return text + "\nconfig\n" + json.dumps(info["config"], indent=2, sort_keys=True)  # JSON escapes control characters
+
+
+def _lines(rows) -> str:
+    """``key value`` lines, aligned, with every string made printable (see the module's docstring)."""
+    return "\n".join(f"{printable(str(k)):<22} {printable(str(v))}" for k, v in rows)
+
+
+def _mapping(value) -> dict:
+    """``value`` if it is a JSON object, else an empty one: metadata is shown as far as it has the usual shape."""
+    return value if isinstance(value, dict) else {}

@@ -401,15 +401,22 @@ class TfidfFeatures:
             np.savez(fh, idf=self.idf_)
 
     @classmethod
-    def load(cls, vocab_path: Path, idf_path: Path) -> "TfidfFeatures":
-        doc = json.loads(Path(vocab_path).read_text(encoding="utf-8"))
-        features = cls(**doc["settings"])
-        features._set_vocabulary(list(doc["vocabulary"]))
-        with np.load(idf_path, allow_pickle=False) as npz:
-            features.idf_ = np.asarray(npz["idf"], dtype=np.float32)
-        if len(features.idf_) != len(features.vocabulary_):
-            raise ValueError(f"vocabulary has {len(features.vocabulary_)} terms but IDF has {len(features.idf_)}")
+    def fitted(cls, settings: dict, vocabulary: Sequence[str], idf: np.ndarray) -> "TfidfFeatures":
+        """A fitted instance from what ``save`` writes: the settings, the terms in column order, their IDF weights."""
+        features = cls(**settings)
+        features._set_vocabulary(list(vocabulary))
+        features.idf_ = np.asarray(idf, dtype=np.float32)
+        if features.idf_.shape != (len(features.vocabulary_),):
+            raise ValueError(f"vocabulary has {len(features.vocabulary_)} terms but IDF has shape {features.idf_.shape}")
         return features
+
+    @classmethod
+    def load(cls, vocab_path: Path, idf_path: Path) -> "TfidfFeatures":
+        """What ``save`` wrote (a models directory is read by ``bundle.load_bundle``, which checks it first)."""
+        doc = json.loads(Path(vocab_path).read_text(encoding="utf-8"))
+        with np.load(idf_path, allow_pickle=False) as npz:
+            idf = npz["idf"]
+        return cls.fitted(doc["settings"], doc["vocabulary"], idf)
 
 
 # Tasks for the extraction workers (spamclf.workers): a batch of messages in, TF-IDF rows out.
