@@ -72,10 +72,9 @@ def test_no_surviving_term_is_a_data_error():
         TfidfFeatures(min_df=2).fit(["alpha beta", "gamma delta"])
 
 
-def test_save_and_load_round_trip(texts, tmp_path):
+def test_rebuilt_from_its_parts_it_transforms_the_same(texts):
     f = TfidfFeatures(max_features=1000, ngram_max=2).fit(texts)
-    f.save(tmp_path / "v.json", tmp_path / "idf.npz")
-    g = TfidfFeatures.load(tmp_path / "v.json", tmp_path / "idf.npz")
+    g = TfidfFeatures.fitted(f.settings(), f.vocabulary_, f.idf_)
     assert g.settings() == f.settings() and g.vocabulary_ == f.vocabulary_
     assert abs(g.transform(texts[:20]) - f.transform(texts[:20])).max() == 0
 
@@ -146,11 +145,10 @@ def test_header_weight_normalises_structure_and_words_as_two_blocks(texts):
     assert list(features._structure) == [bool(STRUCTURE_TOKEN.match(t)) for t in features.vocabulary_]
 
 
-def test_header_weight_survives_save_and_load(texts, tmp_path):
+def test_header_weight_survives_a_bundle(texts, tmp_path):
     features = TfidfFeatures(max_features=500, header_weight=0.5)
     features.fit(texts)
-    features.save(tmp_path / "v.json", tmp_path / "idf.npz")
-    loaded = TfidfFeatures.load(tmp_path / "v.json", tmp_path / "idf.npz")
+    loaded = TfidfFeatures.fitted(features.settings(), features.vocabulary_, features.idf_)
     assert loaded.header_weight == 0.5
     assert abs(loaded.transform(texts[:20]) - features.transform(texts[:20])).max() == 0
 

@@ -10,23 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..model.bundle import (
-    CONFIG_FILE,
-    CURVES_FILE,
-    HISTORY_FILE,
-    IDF_FILE,
-    METADATA_FILE,
-    MODEL_FILE,
-    VOCAB_FILE,
-    WEIGHTS_FILE,
-    check_replaceable,
-    save_weights,
-    write_bundle,
-    write_json,
-)
+from ..model.bundle import check_replaceable, save_bundle
 from ..config import load_config
 from ..mail.labelled import load_labelled, require_trainable, stratified_split
-from ..errors import OutputError
 from ..mail.extract import ExtractOptions
 from ..model.features import TfidfFeatures
 from ..reports.metrics import classification_metrics, threshold_for_fpr
@@ -52,26 +38,6 @@ def choose_threshold(y_val: np.ndarray, val_scores: np.ndarray, train_cfg: dict)
     if train_cfg["target_fpr"] is not None:
         threshold = max(threshold, threshold_for_fpr(y_val, val_scores, train_cfg["target_fpr"]))
     return float(min(threshold, 0.999999))
-
-
-def save_trained(models_dir: Path, model, layers, features: TfidfFeatures, cfg: dict, metadata: dict, history: dict, force: bool) -> None:
-    """Write a trained model as a bundle (every file, then the manifest, atomically): local and Ray training share it."""
-
-    def fill(folder: Path) -> None:
-        model.save(folder / MODEL_FILE)
-        save_weights(folder / WEIGHTS_FILE, layers)
-        features.save(folder / VOCAB_FILE, folder / IDF_FILE)
-        write_json(folder / CONFIG_FILE, cfg)
-        write_json(folder / METADATA_FILE, metadata)
-        write_json(folder / HISTORY_FILE, history)
-        from ..model.learning_curves import learning_curves
-
-        learning_curves(history, folder / CURVES_FILE)
-
-    try:
-        write_bundle(models_dir, fill, force=force)
-    except OSError as exc:  # a full disk, a read-only folder: the bundle was built aside, nothing replaced
-        raise OutputError(f"cannot write the models directory {models_dir}: {exc.strerror or exc}; an existing one is unchanged") from exc
 
 
 def train(
@@ -150,7 +116,7 @@ def finish_training(
     if engine is not None:
         metadata["engine"] = engine
     metadata["data"].pop("skipped_messages")  # the full list is returned, not stored in every bundle
-    save_trained(models_dir, model, layers, features, cfg, metadata, history, force=force)
+    save_bundle(models_dir, model, layers, features, cfg, metadata, history, force=force)
     return {
         "models_dir": str(models_dir),
         "threshold": threshold,

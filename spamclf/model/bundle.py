@@ -57,7 +57,7 @@ from typing import Callable
 import numpy as np
 
 from .. import __version__
-from ..errors import BundleError
+from ..errors import BundleError, OutputError
 from .features import MAX_TOKEN_CHARS, TfidfFeatures
 from .bundle_checks import (
     MAX_CONFIG_BYTES,
@@ -186,6 +186,36 @@ def load_weights(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 # --- writing ------------------------------------------------------------------------------------
+
+
+def save_bundle(
+    target: str | Path, model, layers: list, features: TfidfFeatures, config: dict, metadata: dict, history: dict, force: bool = False
+) -> Path:
+    """Write a trained model as a bundle at ``target``: every file of BUNDLE_FILES, then the manifest,
+    installed atomically (``write_bundle``). Local and Ray training both save through this.
+
+    A failure to write (a full disk, a read-only folder) is OutputError: the bundle was built aside,
+    and an existing one at ``target`` is unchanged.
+    """
+    from .learning_curves import learning_curves
+
+    def fill(folder: Path) -> None:
+        model.save(folder / MODEL_FILE)
+        save_weights(folder / WEIGHTS_FILE, layers)
+        features._check_fitted()
+        write_json(folder / VOCAB_FILE, {"settings": features.settings(), "vocabulary": features.vocabulary_})
+        with open(folder / IDF_FILE, "wb") as fh:
+            np.savez(fh, idf=features.idf_)
+        write_json(folder / CONFIG_FILE, config)
+        write_json(folder / METADATA_FILE, metadata)
+        write_json(folder / HISTORY_FILE, history)
+        learning_curves(history, folder / CURVES_FILE)
+
+    try:
+        return write_bundle(target, fill, force=force)
+    except OSError as exc:
+        raise OutputError(f"cannot write the models directory {target}: {exc.strerror or exc}; an existing one is unchanged") from exc
+
 
 
 def _write_manifest(folder: Path) -> dict:

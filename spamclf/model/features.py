@@ -10,13 +10,11 @@ as JSON and NPZ. The matrix stays sparse (CSR, float32) from end to end.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from itertools import chain, count, islice, repeat
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -391,32 +389,15 @@ class TfidfFeatures:
 
     # --- persistence: JSON and NPZ, never pickle -------------------------------------------------
 
-    def save(self, vocab_path: Path, idf_path: Path) -> None:
-        self._check_fitted()
-        Path(vocab_path).write_text(
-            json.dumps({"settings": self.settings(), "vocabulary": self.vocabulary_}, ensure_ascii=False),
-            encoding="utf-8",
-        )
-        with open(idf_path, "wb") as fh:
-            np.savez(fh, idf=self.idf_)
-
     @classmethod
     def fitted(cls, settings: dict, vocabulary: Sequence[str], idf: np.ndarray) -> "TfidfFeatures":
-        """A fitted instance from what ``save`` writes: the settings, the terms in column order, their IDF weights."""
+        """A fitted instance from its parts, as a bundle holds them: the settings, the terms in column order, their IDF weights."""
         features = cls(**settings)
         features._set_vocabulary(list(vocabulary))
         features.idf_ = np.asarray(idf, dtype=np.float32)
         if features.idf_.shape != (len(features.vocabulary_),):
             raise ValueError(f"vocabulary has {len(features.vocabulary_)} terms but IDF has shape {features.idf_.shape}")
         return features
-
-    @classmethod
-    def load(cls, vocab_path: Path, idf_path: Path) -> "TfidfFeatures":
-        """What ``save`` wrote (a models directory is read by ``bundle.load_bundle``, which checks it first)."""
-        doc = json.loads(Path(vocab_path).read_text(encoding="utf-8"))
-        with np.load(idf_path, allow_pickle=False) as npz:
-            idf = npz["idf"]
-        return cls.fitted(doc["settings"], doc["vocabulary"], idf)
 
 
 # Tasks for the extraction workers (spamclf.workers): a batch of messages in, TF-IDF rows out.

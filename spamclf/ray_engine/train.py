@@ -195,24 +195,11 @@ def vocabulary_from_counts(terms, df, tf, n_docs: int, settings: dict) -> tuple[
     return [terms[order[i]] for i in kept], idf
 
 
-def _features_from(vocabulary: list[str], idf: np.ndarray, settings: dict):
-    """A fitted TfidfFeatures, built through its own save/load so it is exactly what a bundle holds."""
-    import json
-
-    from ..model.features import TfidfFeatures
-
-    with tempfile.TemporaryDirectory() as tmp:
-        vocab_path, idf_path = Path(tmp) / "vocabulary.json", Path(tmp) / "idf.npz"
-        vocab_path.write_text(json.dumps({"settings": settings, "vocabulary": vocabulary}, ensure_ascii=False), encoding="utf-8")
-        with open(idf_path, "wb") as fh:
-            np.savez(fh, idf=np.asarray(idf, dtype=np.float32))
-        return TfidfFeatures.load(vocab_path, idf_path)
-
-
 def fit_features_on_ray(texts_ds, n_docs: int, settings: dict):
     """TF-IDF features fitted by a distributed count over a Ray Dataset with a ``text`` column."""
     import pyarrow as pa
 
+    from ..model.features import TfidfFeatures
     from .runtime import cluster_cpus
 
     ray = import_ray()
@@ -228,7 +215,7 @@ def fit_features_on_ray(texts_ds, n_docs: int, settings: dict):
     vocabulary, idf = vocabulary_from_counts(
         table["term"].to_pylist(), table["sum(df)"].to_numpy(), table["sum(tf)"].to_numpy(), n_docs, settings
     )
-    return _features_from(vocabulary, idf, settings)
+    return TfidfFeatures.fitted(settings, vocabulary, idf)
 
 
 # -------------------------------------------------------------------------------- 3. features
@@ -248,7 +235,9 @@ class _Featurize:
     """
 
     def __init__(self, vocabulary: list[str], idf: np.ndarray, settings: dict, val_keys: np.ndarray) -> None:
-        self.features = _features_from(vocabulary, idf, settings)
+        from ..model.features import TfidfFeatures
+
+        self.features = TfidfFeatures.fitted(settings, vocabulary, idf)
         self.val_keys = np.asarray(val_keys, dtype=np.int64)
 
     def __call__(self, batch):
