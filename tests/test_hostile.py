@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -163,6 +165,48 @@ def test_unreadable_inputs_get_error_rows_and_exit_3(tmp_path, sample, smoke_mod
     assert f"{6 - failed} scored, {failed} failed" in result.stderr
     assert "Traceback" not in result.output
     assert len(result.stdout.splitlines()) == 1 + 6  # header + one row per input found
+
+
+def spamclf(*args, timeout: float = 60) -> subprocess.CompletedProcess:
+    """The real program in a subprocess, stdin closed: one that blocks on a pipe fails by timeout."""
+    return subprocess.run(
+        [sys.executable, "-m", "spamclf", *map(str, args)], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+
+
+def test_a_named_pipe_or_device_gets_its_error_row_and_is_never_read(tmp_path, sample, smoke_models):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # no writer: opening it to read would block forever
+    good = sorted((sample / "ham").iterdir())[0]
+    result = spamclf("predict", "--models", smoke_models, "--format", "jsonl", fifo, "/dev/null", good)
+    assert result.returncode == 3, result.stderr
+    rows = {r["path"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert list(rows) == [str(fifo), "/dev/null", str(good)]
+    assert rows[str(fifo)]["error"] == rows["/dev/null"]["error"] == "not a regular file (device, pipe or socket)"
+    assert rows[str(good)]["error"] is None
+    assert "1 scored, 2 failed" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--data", "{fifo}", "--models", "{tmp}/m", "--config", "{config}"],
+        ["evaluate", "--data", "/dev/null"],
+        ["evaluate", "--data", "{fifo}"],
+        ["evaluate", "--spam", "{fifo}", "--ham", "{sample}/ham"],
+        ["preprocess", "--data", "/dev/zero", "--out", "{tmp}/out"],
+    ],
+)
+def test_labelled_data_that_is_a_pipe_or_device_is_one_line(tmp_path, sample, smoke_models, smoke_config, args):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    args = [a.format(fifo=fifo, tmp=tmp_path, config=smoke_config, sample=sample) for a in args]
+    if args[0] == "evaluate":
+        args += ["--models", str(smoke_models)]
+    result = spamclf(*args)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("Error: ") and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "not a regular file or folder (device, pipe or socket)" in result.stderr
 
 
 def test_message_larger_than_the_cap_is_truncated_and_scored(tmp_path):
