@@ -24,6 +24,14 @@ _FROM_LINE = re.compile(
 _CONTENT_LENGTH = re.compile(rb"(?i)content-length:[ \t]*(\d{1,12})[ \t]*\r?$")
 _ANY_CONTENT_LENGTH = re.compile(rb"(?i)\ncontent-length:")
 _CHUNK = 1 << 16  # longest piece of a line read at once: a megabyte "line" is read in pieces
+_BLOCK = 1 << 20  # bytes read at once while skipping the part of a message past its cap
+# Past the cap only these lines matter (see _skip_past_cap): a line start that may be an envelope and,
+# in the headers, a blank line; and a Content-Length line that fits in one piece of _CHUNK bytes.
+_BODY_STOP = re.compile(rb"\n(?=" + _FROM_LINE.pattern + rb")")
+_HEADER_STOP = re.compile(rb"\n(?=\r?\n|" + _FROM_LINE.pattern + rb")")
+_CONTENT_LENGTH_LINE = re.compile(
+    rb"\n(?i:content-length:)(?=[^\n]{0,%d}\n)[ \t]*(\d{1,12})[ \t]*\r?(?=\n)" % (_CHUNK - len(b"content-length:\n"))
+)
 
 COMPRESSION_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
 COMPRESSION_SUFFIXES = {"gzip": (".gz", ".tgz"), "bzip2": (".bz2",), "xz": (".xz",)}
@@ -116,6 +124,13 @@ class _Capped:
                 self.size += room
             self.dropped += len(data) - max(room, 0)
 
+    def full(self) -> bool:
+        return self.size >= self.limit
+
+    def drop(self, n: int) -> None:
+        """Count ``n`` bytes past the cap without looking at them (only once :meth:`full`)."""
+        self.dropped += n
+
     def last_line_blank(self) -> bool:
         return bool(self.parts) and self.parts[-1] in (b"\n", b"\r\n") and not self.dropped
 
@@ -179,6 +194,48 @@ def _content_length_body(lines: _Lines, length: int, max_bytes: int) -> tuple[by
     return None
 
 
+def _skip_past_cap(lines: _Lines, msg: _Capped, at_line_start: bool, headers: bool) -> tuple[bool, int | None]:
+    """Drop what follows a full message, a block at a time, up to the next line the line loop must see.
+
+    That line is an envelope, or in the headers a blank line; it is left unread. Per line, a message of
+    megabytes of newlines took seconds per megabyte; these scans run at C speed. Returns ``at_line_start``
+    for the line loop, and the value of the last Content-Length line dropped (headers only), else None.
+    """
+    stop_at = _HEADER_STOP if headers else _BODY_STOP
+    length = None
+    data = b"\n" if at_line_start else b""  # a newline before the data marks its start as a line start
+    virtual = len(data)
+    while True:
+        block = lines.read(_BLOCK)
+        data += block
+        last_newline = data.rfind(b"\n")
+        # A line start can be judged once its line is whole, or has _CHUNK bytes (more than the 400 an
+        # envelope needs, too long for a Content-Length line): the last line waits for the next block.
+        decided = not block or len(data) - last_newline > _CHUNK
+        end = len(data) if decided else max(last_newline, 0)  # newlines before ``end`` start lines judged now
+        pos = 0
+        while (found := stop_at.search(data, pos, end + 1)) is not None and found.start() < end:
+            start = found.start() + 1
+            if data[start:start + 1] != b"F" or is_from_line(data[start : start + 400]):
+                if headers:
+                    length = _last_content_length(data, start, length)
+                msg.drop(start - virtual)
+                lines.unread(data[start:])
+                return True, length
+            pos = start
+        if headers:
+            length = _last_content_length(data, end + 1, length)
+        msg.drop(end - virtual)
+        if not block:
+            return True, length
+        data, virtual = data[end:], 0
+
+
+def _last_content_length(data: bytes, endpos: int, length: int | None) -> int | None:
+    values = _CONTENT_LENGTH_LINE.findall(data, 0, endpos)
+    return int(values[-1]) if values else length
+
+
 def holds_one_message(data: bytes) -> bool:
     """Whether mbox bytes (envelope line first, the whole file) are one message that :func:`iter_mbox` would
     return as all of ``data``: no later envelope line, and no ``Content-Length`` header for it to weigh.
@@ -229,11 +286,14 @@ def iter_mbox(fh: BinaryIO, max_bytes: int, already_read: bytes = b"") -> Iterat
             if at_line_start:
                 if line in (b"\n", b"\r\n"):
                     in_headers = False
-                else:
+                elif line.endswith(b"\n"):  # a whole line: one longer than a piece is no Content-Length
                     match = _CONTENT_LENGTH.match(line.rstrip(b"\n"))
                     if match:
                         length = int(match.group(1))
             at_line_start = line.endswith(b"\n")
+            if in_headers and msg.full():
+                at_line_start, seen = _skip_past_cap(lines, msg, at_line_start, headers=True)
+                length = length if seen is None else seen
         if next_envelope is None and length is not None:
             found = _content_length_body(lines, length, max_bytes)
             if found is not None:
@@ -251,5 +311,7 @@ def iter_mbox(fh: BinaryIO, max_bytes: int, already_read: bytes = b"") -> Iterat
                 break
             msg.add(line)
             at_line_start = line.endswith(b"\n")
+            if msg.full():
+                at_line_start, _ = _skip_past_cap(lines, msg, at_line_start, headers=False)
         yield msg.message(strip_separator=True)
         envelope = next_envelope

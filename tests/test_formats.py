@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from spamclf.cli import main
 from spamclf.dataset import load_labelled, message_digest
@@ -320,3 +322,63 @@ def test_capped_reads_equal_a_plain_read(tmp_path, size, limit):
     for stream in streams:
         assert read_capped(stream, limit) == data[:limit]
         assert stream.read() == data[limit:]  # nothing read past the cap
+
+
+_MBOX_PIECES = [
+    b"From a@b Mon Jan  1 00:00:00 2001\n",
+    b"From x\n",
+    b"From a@b Mon Jan  1 00:00:00 2001\r\n",
+    b"Content-Length: 3\n",
+    b"content-length: 12 \r\n",
+    b"Content-Length: 9999\n",
+    b"Subject: s\n",
+    b"\n",
+    b"\r\n",
+    b"\r",
+    b"body line\n",
+    b">From a@b Mon Jan  1 00:00:00 2001\n",
+    b"x" * 70,
+]
+
+
+def _mbox_messages(raw: bytes, max_bytes: int) -> list:
+    import io
+
+    from spamclf.mailboxes import iter_mbox
+
+    return [(m.raw, m.truncated, m.separator) for m in iter_mbox(io.BufferedReader(io.BytesIO(raw), 64), max_bytes)]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    pieces=st.lists(st.one_of(st.sampled_from(_MBOX_PIECES), st.binary(max_size=30)), max_size=40),
+    max_bytes=st.integers(1, 120),
+    block=st.integers(1, 50),
+)
+def test_skipping_past_the_cap_keeps_every_mbox_boundary(monkeypatch, pieces, max_bytes, block):
+    """Past a message's cap, blocks are scanned instead of lines: the same messages, cut and counted the same."""
+    from spamclf import mailboxes
+
+    raw = b"From a@b Mon Jan  1 00:00:00 2001\n" + b"".join(pieces)
+    with monkeypatch.context() as m:
+        m.setattr(mailboxes, "_skip_past_cap", lambda lines, msg, at_line_start, headers: (at_line_start, None))
+        line_by_line = _mbox_messages(raw, max_bytes)
+    with monkeypatch.context() as m:
+        m.setattr(mailboxes, "_BLOCK", block)
+        assert _mbox_messages(raw, max_bytes) == line_by_line
+
+
+@pytest.mark.parametrize("pad", [0, 65_517, 65_518, 70_000])
+def test_skipping_past_the_cap_judges_long_lines_as_the_line_loop_does(monkeypatch, pad):
+    # A Content-Length line counts only whole, in one piece of 65,536 bytes: 18 + 65,517 + 1 is the longest.
+    from spamclf import mailboxes
+
+    envelope = b"From a@b Mon Jan  1 00:00:00 2001\n"
+    body = envelope + b"unquoted\n"
+    raw = envelope + b"X: " + b"x" * 300 + b"\nContent-Length: %d" % len(body) + b" " * pad + b"\n\n" + body
+    raw += b"\n" + envelope + b"Subject: " + b"y" * 100_000 + envelope[:-1] + b" " * pad + b"\nbody\n"
+    with monkeypatch.context() as m:
+        m.setattr(mailboxes, "_skip_past_cap", lambda lines, msg, at_line_start, headers: (at_line_start, None))
+        line_by_line = _mbox_messages(raw, 100)
+    assert len(line_by_line) == (2 if pad <= 65_517 else 3)
+    assert _mbox_messages(raw, 100) == line_by_line
