@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from spamclf.cli import main
@@ -382,3 +382,28 @@ def test_skipping_past_the_cap_judges_long_lines_as_the_line_loop_does(monkeypat
         line_by_line = _mbox_messages(raw, 100)
     assert len(line_by_line) == (2 if pad <= 65_517 else 3)
     assert _mbox_messages(raw, 100) == line_by_line
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.lists(st.sampled_from(['"', '""', "a", "a" * 9, ",", "\t", "\r", "\n", "\r\n", " ", "é", "\x00"]), max_size=60).map("".join),
+    delimiter=st.sampled_from([",", "\t"]),
+    max_bytes=st.integers(1, 40),
+    extra=st.integers(0, 30),
+    chunk=st.integers(1, 9),
+)
+@example(body=',"a\n\tb,a\né\r\ta"é,\tb,\r bbaéa\r\n\t', delimiter=",", max_bytes=9, extra=6, chunk=7)  # CR | LF across chunks
+def test_records_too_long_for_csv_reader_are_read_as_it_reads_them(monkeypatch, body, delimiter, max_bytes, extra, chunk):
+    """A record over ``record_chars`` is read in chunks, cells cut at the cap: the rows are csv.reader's."""
+    import io
+
+    from spamclf import tables
+
+    text = f"label{delimiter}text\n" + body
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    next(reader)
+    expected = [(n, tables._as_bytes((c + [""])[1], max_bytes), c[0][:max_bytes]) for n, c in enumerate(reader, 1) if c]
+    with monkeypatch.context() as m:
+        m.setattr(tables, "_TEXT_CHUNK", chunk)
+        rows = tables.iter_delimited(io.BytesIO(text.encode()), delimiter, max_bytes, record_chars=11 + extra)
+        assert [(r.number, r.raw, r.label[:max_bytes]) for r in rows] == expected

@@ -8,6 +8,7 @@ benchmarks/hostile_inputs.py, not asserted: each case below is sized so that unb
 from __future__ import annotations
 
 import base64
+import csv
 import json
 import os
 import subprocess
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from spamclf import mailboxes
 from spamclf.cli import main
 from spamclf.extract import ExtractOptions, bound_message, extract
-from spamclf.sources import SkipLog, iter_inputs
+from spamclf.sources import SkipLog, iter_inputs, iter_labelled
 
 
 def multipart(n: int, ctype: bytes = b"text/plain") -> bytes:
@@ -258,3 +259,28 @@ def test_a_message_past_its_cap_is_skipped_in_blocks_not_lines(tmp_path, monkeyp
     assert first.path == f"{box}#1" and first.truncated and len(first.raw) == 10_000
     assert second.path == f"{box}#2" and second.raw == envelope + b"Subject: small\n\nhello\n" and not second.truncated
     assert lines_read < 20_000  # the lines up to the cap, and a few: not one per line of the message
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.tsv", "t.jsonl"])
+def test_a_cell_of_45_million_characters_is_cut_and_every_row_is_read(tmp_path, smoke_models, name):
+    """Past 40 MB (four times the cap), csv.reader refused the cell and the rest of the file was skipped,
+    with exit status 0. Now the cell is cut at the cap, as in JSON Lines, and the rows after it are read."""
+    big = "Subject: big\n\n" + "money " * 7_500_000
+    rows = [("ham", "hello"), ("spam", big), ("ham", "after")]
+    path = tmp_path / name
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        if name.endswith(".jsonl"):
+            fh.writelines(json.dumps({"label": label, "text": text}) + "\n" for label, text in rows)
+        else:
+            csv.writer(fh, delimiter="\t" if name.endswith(".tsv") else ",").writerows([("label", "text"), *rows])
+    skips = SkipLog()
+    items = list(iter_labelled([path], 10_000_000, skips))
+    assert [(i.path, i.label, i.truncated) for i in items] == [(f"{path}#row={n}", label, n == 2) for n, label in ((1, 0), (2, 1), (3, 0))]
+    assert items[1].raw == big.encode()[:10_000_000] and items[2].raw == b"after"
+    assert not skips.skipped
+    result = CliRunner().invoke(main, ["predict", "--models", str(smoke_models), "--format", "jsonl", str(path)])
+    assert result.exit_code == 0, result.output
+    scored = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["path"] for r in scored] == [i.path for i in items] and all(r["error"] is None for r in scored)
+    assert [r.get("truncated", False) for r in scored] == [False, True, False]
+    assert "3 scored, 0 failed" in result.stderr and "skipped" not in result.stderr
