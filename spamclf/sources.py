@@ -36,7 +36,9 @@ Everything is a generator of :class:`Item`, one message at a time, each capped a
 ``max_bytes`` (the rest is dropped and the item marked ``truncated``). A readable file
 always yields at least one item (a table with a header line and no rows is the one
 exception, logged as skipped); only an unreadable one (permission, dangling or looping
-link, I/O error) yields an item with ``error`` set.
+link, I/O error) yields an item with ``error`` set. So does a pipe, device or socket named
+as an input: it is never read, since a pipe with no writer blocks forever (in a folder it is
+skipped and logged; as labelled data it is a DataError).
 """
 
 from __future__ import annotations
@@ -228,11 +230,13 @@ def open_regular(path: str | Path) -> BinaryIO:
     The file is opened without blocking and checked on its descriptor: opening a pipe with no
     writer would wait forever, and a check by path before opening could be raced.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, os.O_RDONLY | nonblocking | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, NOT_REGULAR)
-        os.set_blocking(fd, True)
+        if nonblocking:
+            os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
