@@ -13,10 +13,13 @@ import gzip
 import json
 import lzma
 import mailbox
+import re
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from spamclf.cli import main
 from spamclf.mail.labelled import load_labelled, message_digest
@@ -320,3 +323,163 @@ def test_capped_reads_equal_a_plain_read(tmp_path, size, limit):
     for stream in streams:
         assert read_capped(stream, limit) == data[:limit]
         assert stream.read() == data[limit:]  # nothing read past the cap
+
+
+_MBOX_PIECES = [
+    b"From a@b Mon Jan  1 00:00:00 2001\n",
+    b"From x\n",
+    b"From a@b Mon Jan  1 00:00:00 2001\r\n",
+    b"Content-Length: 3\n",
+    b"content-length: 12 \r\n",
+    b"Content-Length: 9999\n",
+    b"Subject: s\n",
+    b"\n",
+    b"\r\n",
+    b"\r",
+    b"body line\n",
+    b">From a@b Mon Jan  1 00:00:00 2001\n",
+    b"x" * 70,
+]
+
+
+def _mbox_messages(raw: bytes, max_bytes: int) -> list:
+    import io
+
+    from spamclf.mail.mailboxes import iter_mbox
+
+    return [(m.raw, m.truncated, m.separator) for m in iter_mbox(io.BufferedReader(io.BytesIO(raw), 64), max_bytes)]
+
+
+def line_by_line_mbox(raw: bytes, max_bytes: int) -> list:
+    """The messages as the mbox reader cut them when it read one line (of at most 64 KiB) at a time."""
+    from spamclf.mail.mailboxes import is_from_line
+
+    content_length = re.compile(rb"(?i)content-length:[ \t]*(\d{1,12})[ \t]*\r?$")
+    pos, out, blank = 0, [], (b"\n", b"\r\n")
+
+    def readline() -> bytes:
+        nonlocal pos
+        end = raw.find(b"\n", pos, pos + 65536)
+        start, pos = pos, min(len(raw), pos + 65536) if end < 0 else end + 1
+        return raw[start:pos]
+
+    def honest_body(length: int):  # Content-Length: the body, if the next envelope or the end follows it
+        nonlocal pos
+        start, body = pos, raw[pos : pos + length]
+        pos += len(body)
+        following = readline()
+        if (following == b"" and len(body) == length) or is_from_line(following):
+            return body, following
+        if following in blank:
+            after = readline()
+            if after == b"" or is_from_line(after):
+                return body, after
+        pos = start
+        return None
+
+    def message(lines: list[bytes], strip: bool) -> tuple:
+        whole = b"".join(lines)
+        if strip and len(whole) <= max_bytes and len(lines) > 1 and lines[-1] in blank:
+            return whole[: -len(lines[-1])], 0, lines[-1]
+        return whole[:max_bytes], max(0, len(whole) - max_bytes), b""
+
+    envelope = readline()
+    while envelope:
+        lines, length, at_line_start = [envelope], None, envelope.endswith(b"\n")
+        line = readline()
+        while line and not (at_line_start and (is_from_line(line) or line in blank)):  # the headers
+            lines.append(line)
+            match = at_line_start and line.endswith(b"\n") and content_length.match(line.rstrip(b"\n"))
+            length = int(match.group(1)) if match else length
+            at_line_start = line.endswith(b"\n")
+            line = readline()
+        if not line:
+            return out + [message(lines, False)]
+        if is_from_line(line):
+            out.append(message(lines, True))
+            envelope = line
+            continue
+        lines.append(line)
+        found = honest_body(length) if length is not None and length <= max_bytes else None
+        if found:
+            out.append(message(lines + [found[0]], False))
+            envelope = found[1]
+            continue
+        line, at_line_start = readline(), True
+        while line and not (at_line_start and is_from_line(line)):  # the body
+            lines.append(line)
+            at_line_start = line.endswith(b"\n")
+            line = readline()
+        out.append(message(lines, True))
+        envelope = line
+    return out
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    pieces=st.lists(st.one_of(st.sampled_from(_MBOX_PIECES), st.binary(max_size=30)), max_size=40),
+    max_bytes=st.integers(1, 120),
+    block=st.integers(1, 50),
+)
+@example(pieces=[b"\n", b"\n", b"body line\n"], max_bytes=36, block=1)  # cut just after a blank line
+def test_reading_in_blocks_cuts_mbox_messages_as_reading_lines_did(monkeypatch, pieces, max_bytes, block):
+    """Messages are scanned in blocks for the lines that matter: the same messages, cut and counted the same."""
+    from spamclf.mail import mailboxes
+
+    raw = b"From a@b Mon Jan  1 00:00:00 2001\n" + b"".join(pieces)
+    with monkeypatch.context() as m:
+        m.setattr(mailboxes, "_FIRST_BLOCK", block)
+        m.setattr(mailboxes, "_BLOCK", 2 * block)
+        assert _mbox_messages(raw, max_bytes) == line_by_line_mbox(raw, max_bytes)
+
+
+def test_pushed_back_bytes_are_read_first_whatever_they_are():
+    import io
+
+    from spamclf.mail.mailboxes import _Lines
+
+    lines = _Lines(io.BytesIO(b"tail\n"))
+    lines.unread(b"abc\ndef\n")
+    assert lines.readline() == b"abc\n"
+    lines.unread(b"XYZ\n")  # not what was just read: put in front
+    assert lines.readline() == b"XYZ\n"
+    lines.unread(b"XYZ\n")  # what was just read: stepped back over
+    assert lines.read(100) == b"XYZ\ndef\ntail\n"
+
+
+@pytest.mark.parametrize("pad", [0, 65_517, 65_518, 70_000])
+def test_reading_in_blocks_judges_long_lines_as_reading_lines_did(pad):
+    # A Content-Length line counts only whole, in one piece of 65,536 bytes: 18 + 65,517 + 1 is the longest.
+    envelope = b"From a@b Mon Jan  1 00:00:00 2001\n"
+    body = envelope + b"unquoted\n"
+    raw = envelope + b"X: " + b"x" * 300 + b"\nContent-Length: %d" % len(body) + b" " * pad + b"\n\n" + body
+    raw += b"\n" + envelope + b"Subject: " + b"y" * 100_000 + envelope[:-1] + b" " * pad + b"\nbody\n"
+    for max_bytes in (100, 10_000_000):
+        expected = line_by_line_mbox(raw, max_bytes)
+        assert len(expected) == (2 if pad <= 65_517 else 3)
+        assert _mbox_messages(raw, max_bytes) == expected
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.lists(st.sampled_from(['"', '""', "a", "a" * 9, ",", "\t", "\r", "\n", "\r\n", " ", "é", "\x00"]), max_size=60).map("".join),
+    delimiter=st.sampled_from([",", "\t"]),
+    max_bytes=st.integers(1, 40),
+    extra=st.integers(0, 30),
+    chunk=st.integers(1, 9),
+)
+@example(body=',"a\n\tb,a\né\r\ta"é,\tb,\r bbaéa\r\n\t', delimiter=",", max_bytes=9, extra=6, chunk=7)  # CR | LF across chunks
+def test_records_too_long_for_csv_reader_are_read_as_it_reads_them(monkeypatch, body, delimiter, max_bytes, extra, chunk):
+    """A record over ``record_chars`` is read in chunks, cells cut at the cap: the rows are csv.reader's."""
+    import io
+
+    from spamclf.mail import table_files as tables
+
+    text = f"label{delimiter}text\n" + body
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    next(reader)
+    expected = [(n, tables._as_bytes((c + [""])[1], max_bytes), c[0][:max_bytes]) for n, c in enumerate(reader, 1) if c]
+    with monkeypatch.context() as m:
+        m.setattr(tables, "_TEXT_CHUNK", chunk)
+        rows = tables.iter_delimited(io.BytesIO(text.encode()), delimiter, max_bytes, record_chars=11 + extra)
+        assert [(r.number, r.raw, r.label[:max_bytes]) for r in rows] == expected

@@ -1,7 +1,7 @@
 """Mail containers read as streams: mbox (``From `` separated, with Content-Length) and compressed files.
 
-Everything here works on binary file objects one line (or chunk) at a time, so a
-mailbox of any size passes through holding at most one message, itself capped.
+Everything here works on binary file objects a block at a time, so a mailbox of any
+size passes through holding at most one message, itself capped, at close to I/O speed.
 """
 
 from __future__ import annotations
@@ -21,9 +21,16 @@ _FROM_LINE = re.compile(
     rb"From \S.{0,200}?\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),? +(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +"
     rb"\d{1,2} +\d{1,2}:\d\d"
 )
-_CONTENT_LENGTH = re.compile(rb"(?i)content-length:[ \t]*(\d{1,12})[ \t]*\r?$")
 _ANY_CONTENT_LENGTH = re.compile(rb"(?i)\ncontent-length:")
 _CHUNK = 1 << 16  # longest piece of a line read at once: a megabyte "line" is read in pieces
+_FIRST_BLOCK, _BLOCK = 1 << 11, 1 << 20  # a message is read in blocks that double from 2 KiB to 1 MiB
+# The only lines that matter in a message (see _scan): a line start that may be an envelope and, in the
+# headers, a blank line; and a Content-Length line that fits in one piece of _CHUNK bytes.
+_BODY_STOP = re.compile(rb"\n" + _FROM_LINE.pattern)  # a literal prefix: searched at C speed
+_HEADER_STOP = re.compile(rb"\n(?:\r?\n|" + _FROM_LINE.pattern + rb")")
+_CONTENT_LENGTH_LINE = re.compile(
+    rb"\n(?i:content-length:)(?=[^\n]{0,%d}\n)[ \t]*(\d{1,12})[ \t]*\r?(?=\n)" % (_CHUNK - len(b"content-length:\n"))
+)
 
 COMPRESSION_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
 COMPRESSION_SUFFIXES = {"gzip": (".gz", ".tgz"), "bzip2": (".bz2",), "xz": (".xz",)}
@@ -116,15 +123,21 @@ class _Capped:
                 self.size += room
             self.dropped += len(data) - max(room, 0)
 
-    def last_line_blank(self) -> bool:
-        return bool(self.parts) and self.parts[-1] in (b"\n", b"\r\n") and not self.dropped
+    def add_slice(self, data: bytes, start: int, end: int) -> None:
+        """``add(data[start:end])``, without copying what is past the cap only to count it."""
+        if self.size >= self.limit:
+            self.dropped += end - start
+        else:
+            self.add(data[start:end])
 
     def message(self, strip_separator: bool = False) -> RawMessage:
-        if strip_separator and self.last_line_blank() and len(self.parts) > 1:
-            separator = self.parts.pop()
-            self.size -= len(separator)
-            return RawMessage(b"".join(self.parts), self.dropped, separator)
-        return RawMessage(b"".join(self.parts), self.dropped)
+        """The bytes kept; with ``strip_separator``, a blank last line of a whole message is the mailbox's."""
+        raw = b"".join(self.parts)
+        if strip_separator and not self.dropped:
+            for separator in (b"\r\n", b"\n"):
+                if raw.endswith(b"\n" + separator):
+                    return RawMessage(raw[: -len(separator)], 0, separator)
+        return RawMessage(raw, self.dropped)
 
 
 class _Lines:
@@ -154,9 +167,19 @@ class _Lines:
         return data
 
     def unread(self, data: bytes) -> None:
-        if data:
-            rest = self.back.read() if self.back is not None else b""
-            self.back = io.BytesIO(data + rest)
+        if not data:
+            return
+        if self.back is not None and self.back.tell() >= len(data):
+            # Most often ``data`` was just read from the push-back: step back over it instead of copying
+            # the rest, which may be megabytes (iter_mbox's ``already_read``), once per message.
+            at = self.back.tell()
+            with self.back.getbuffer() as view:
+                same = view[at - len(data) : at] == data
+            if same:
+                self.back.seek(at - len(data))
+                return
+        rest = self.back.read() if self.back is not None else b""
+        self.back = io.BytesIO(data + rest)
 
 
 def _content_length_body(lines: _Lines, length: int, max_bytes: int) -> tuple[bytes, bytes | None] | None:
@@ -177,6 +200,52 @@ def _content_length_body(lines: _Lines, length: int, max_bytes: int) -> tuple[by
     lines.unread(following)
     lines.unread(body)
     return None
+
+
+def _scan(lines: _Lines, msg: _Capped, at_line_start: bool, headers: bool) -> int | None:
+    """Add a message's bytes to ``msg`` (which keeps its cap) up to the next line that ends this part of it:
+    an envelope, or in the headers a blank line, left unread; or the end of the stream.
+
+    The stream is read in blocks and searched at C speed; read a line at a time, a message of megabytes
+    of empty lines took half a second per megabyte. Returns the value of the last Content-Length line
+    (headers only), else None.
+    """
+    stop_at = _HEADER_STOP if headers else _BODY_STOP
+    length = None
+    data = b"\n" if at_line_start else b""  # a newline before the data marks its start as a line start
+    virtual = len(data)
+    size = _FIRST_BLOCK
+    while True:
+        block = lines.read(size)
+        size = min(2 * size, _BLOCK)
+        data += block
+        last_newline = data.rfind(b"\n")
+        # A line start can be judged once its line is whole, or has _CHUNK bytes (more than the 400 an
+        # envelope needs, too long for a Content-Length line): the last line waits for the next block.
+        decided = not block or len(data) - last_newline > _CHUNK
+        end = len(data) if decided else max(last_newline, 0)  # newlines before ``end`` start lines judged now
+        pos = 0
+        while (found := stop_at.search(data, pos, end + 1)) is not None and found.start() < end:
+            start = found.start() + 1
+            if data[start : start + 1] != b"F" or is_from_line(data[start : start + 400]):
+                if headers:
+                    length = _last_content_length(data, start, length)
+                msg.add_slice(data, virtual, start)
+                lines.unread(data[start:])
+                return length
+            pos = start
+        if headers:
+            length = _last_content_length(data, end + 1, length)
+        if end > virtual:
+            msg.add_slice(data, virtual, end)
+        if not block:
+            return length
+        data, virtual = data[end:], max(virtual - end, 0)
+
+
+def _last_content_length(data: bytes, endpos: int, length: int | None) -> int | None:
+    values = _CONTENT_LENGTH_LINE.findall(data, 0, endpos)
+    return int(values[-1]) if values else length
 
 
 def holds_one_message(data: bytes) -> bool:
@@ -212,44 +281,23 @@ def iter_mbox(fh: BinaryIO, max_bytes: int, already_read: bytes = b"") -> Iterat
     while envelope:
         msg = _Capped(max_bytes)
         msg.add(envelope)
-        next_envelope = None
-        length = None
-        at_line_start = envelope.endswith(b"\n")
-        # Headers: up to the first blank line, noting Content-Length.
-        in_headers = True
-        while in_headers:
-            line = lines.readline()
-            if not line:
-                yield msg.message()
-                return
-            if at_line_start and is_from_line(line):  # a message with no body
-                next_envelope = line
-                break
-            msg.add(line)
-            if at_line_start:
-                if line in (b"\n", b"\r\n"):
-                    in_headers = False
-                else:
-                    match = _CONTENT_LENGTH.match(line.rstrip(b"\n"))
-                    if match:
-                        length = int(match.group(1))
-            at_line_start = line.endswith(b"\n")
-        if next_envelope is None and length is not None:
+        length = _scan(lines, msg, envelope.endswith(b"\n"), headers=True)
+        line = lines.readline()  # a blank line, an envelope, or the end
+        if not line:
+            yield msg.message()
+            return
+        if is_from_line(line):  # a message with no body
+            yield msg.message(strip_separator=True)
+            envelope = line
+            continue
+        msg.add(line)
+        if length is not None:
             found = _content_length_body(lines, length, max_bytes)
             if found is not None:
-                body, next_envelope = found
+                body, envelope = found
                 msg.add(body)
                 yield msg.message()
-                envelope = next_envelope
                 continue
-        while next_envelope is None:
-            line = lines.readline()
-            if not line:
-                break
-            if at_line_start and is_from_line(line):
-                next_envelope = line
-                break
-            msg.add(line)
-            at_line_start = line.endswith(b"\n")
+        _scan(lines, msg, True, headers=False)
         yield msg.message(strip_separator=True)
-        envelope = next_envelope
+        envelope = lines.readline()

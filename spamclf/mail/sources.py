@@ -36,12 +36,15 @@ Everything is a generator of :class:`Item`, one message at a time, each capped a
 ``max_bytes`` (the rest is dropped and the item marked ``truncated``). A readable file
 always yields at least one item (a table with a header line and no rows is the one
 exception, logged as skipped); only an unreadable one (permission, dangling or looping
-link, I/O error) yields an item with ``error`` set.
+link, I/O error) yields an item with ``error`` set. So does a pipe, device or socket named
+as an input: it is never read, since a pipe with no writer blocks forever (in a folder it is
+skipped and logged; as labelled data it is a DataError).
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import stat
@@ -55,6 +58,7 @@ from .mailboxes import compression_of, holds_one_message, inner_name, is_from_li
 from .table_files import LABEL_COLUMNS, TABLE_SUFFIXES, TEXT_COLUMNS, NoTextColumn, iter_delimited, iter_jsonl, iter_parquet, parse_label
 
 LABELS = ("ham", "spam")  # index = numeric label: 0 ham, 1 spam
+NOT_REGULAR = "not a regular file (device, pipe or socket)"
 PREPROCESSED_MAGIC = "spamclf-preprocessed"
 _HEAD = 4096  # bytes looked at to recognise a file
 
@@ -190,7 +194,7 @@ def walk_files(folder: Path, skips: SkipLog | None = None) -> Iterator[Path]:
                     continue
                 mode = entry.stat(follow_symlinks=True).st_mode
                 if not stat.S_ISREG(mode):
-                    skip(entry.path, "not a regular file (device, pipe or socket)")
+                    skip(entry.path, NOT_REGULAR)
                     continue
             except OSError:
                 pass  # a dangling or looping link: yielded, so that it gets its error row
@@ -220,9 +224,28 @@ def read_capped(fh: BinaryIO, limit: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def open_regular(path: str | Path) -> BinaryIO:
+    """``open(path, "rb")`` for a regular file; OSError (``NOT_REGULAR``) for a pipe, device or socket.
+
+    The file is opened without blocking and checked on its descriptor: opening a pipe with no
+    writer would wait forever, and a check by path before opening could be raced.
+    """
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, os.O_RDONLY | nonblocking | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, NOT_REGULAR)
+        if nonblocking:
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_bytes(path: Path, max_bytes: int) -> bytes:
     """At most ``max_bytes`` of a file; OSError passes to the caller, who records it."""
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         return read_capped(fh, max_bytes)
 
 
@@ -268,7 +291,7 @@ def detect_format(path: str | Path) -> str:
         except OSError:
             return "folder"
         return "maildir" if _is_maildir(names) else "folder"
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         head = fh.peek(_HEAD)[:_HEAD]
         kind = compression_of(head)
         if kind is None:
@@ -280,7 +303,7 @@ def detect_format(path: str | Path) -> str:
 def is_preprocessed(path: Path) -> bool:
     """Whether ``path`` is a file written by ``spamclf preprocess``."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             return _is_preprocessed_head(fh.readline(_HEAD))
     except OSError:
         return False
@@ -432,7 +455,7 @@ def _iter_stream(
 def _iter_file(path: Path, how: _Read) -> Iterator[Item]:
     name = str(path)
     try:
-        fh = open(path, "rb")
+        fh = open_regular(path)
     except OSError as exc:
         yield Item(path=name, label=how.label, error=_reason(exc))
         return
@@ -444,18 +467,18 @@ def _iter_file(path: Path, how: _Read) -> Iterator[Item]:
             return
         kind = compression_of(head)
         if kind is None:
-            yield from _iter_stream(fh, head, name, path.name, how, path, lambda: open(path, "rb"))
+            yield from _iter_stream(fh, head, name, path.name, how, path, lambda: open_regular(path))
             return
         reader, tolerant = open_decompressed(fh, kind)
         inner_head = reader.peek(_HEAD)[:_HEAD]
         if not inner_head and tolerant.error:
             # Magic bytes but no data behind them: a readable file all the same, scored on its bytes.
-            with open(path, "rb") as again:
+            with open_regular(path) as again:
                 yield _one_message(again, name, how)
             return
 
         def reopen() -> BinaryIO:
-            return open_decompressed(open(path, "rb"), kind)[0]
+            return open_decompressed(open_regular(path), kind)[0]
 
         count = 0
         for item in _iter_stream(reader, inner_head, name, inner_name(path.name, kind), how, None, reopen):
@@ -542,12 +565,17 @@ def _iter_labelled(sources: list, max_bytes: int, skips: SkipLog | None, expect_
             continue
         if not path.exists():
             raise DataError(f"data source {path} does not exist")
+        if not path.is_dir() and not path.is_file():
+            raise DataError(f"data source {path} is not a regular file or folder (device, pipe or socket)")
         if label is not None:
             yield from _iter_path(path, _Read(max_bytes, skips, label, True, expect_extract))
             continue
         if path.is_file():
             # Refuse unlabelled formats up front, before a long read.
-            fmt = detect_format(path)
+            try:
+                fmt = detect_format(path)
+            except OSError as exc:
+                raise DataError(f"data source {path} cannot be read: {_reason(exc)}") from None
             if fmt.split("+")[-1] not in ("preprocessed", "csv", "tsv", "jsonl", "parquet"):
                 raise DataError(
                     f"data source {path} ({fmt}) has no labels: not one written by 'spamclf preprocess', nor a table "
@@ -556,7 +584,10 @@ def _iter_labelled(sources: list, max_bytes: int, skips: SkipLog | None, expect_
                 )
             yield from _iter_file(path, _Read(max_bytes, skips, None, True, expect_extract))
             continue
-        dirs = _label_dirs(path)
+        try:
+            dirs = _label_dirs(path)
+        except OSError as exc:
+            raise DataError(f"data folder {path} cannot be read: {_reason(exc)}") from None
         if set(dirs) != {0, 1}:
             missing = " and ".join(f"{LABELS[i]}/" for i in (1, 0) if i not in dirs)
             raise DataError(
