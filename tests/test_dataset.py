@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import mailbox
 
-import pytest
 
 from spamclf.mail.labelled import load_labelled, message_digest
 from spamclf.mail.extract import ExtractOptions
@@ -62,19 +61,35 @@ def test_rows_made_while_loading_equal_the_texts_transformed(sample, smoke_model
 
     from spamclf.commands.predict import Classifier
 
+    from spamclf.commands.evaluate import labelled_rows
+
     clf = Classifier.load(smoke_models)
-    texts = load_labelled([str(sample)], clf.options, progress=False, dedupe=False, jobs=1)
+    texts = load_labelled([str(sample)], clf.options, progress=False, jobs=1)  # the sample has no duplicates
     expected = clf.features.transform(texts.texts)
     for jobs in (1, 2):
-        data = load_labelled([str(sample)], clf.options, progress=False, dedupe=False, jobs=jobs, features=clf.features, rows=True)
-        assert data.paths == texts.paths and data.labels == texts.labels
+        data = labelled_rows([str(sample)], clf, progress=False, jobs=jobs)
+        assert data.paths == texts.paths and data.labels == texts.labels and data.texts == []
         x = data.row_matrix()
         assert x.shape == expected.shape and (x != expected).nnz == 0
         assert np.array_equal(clf.score_rows(x), clf.score_texts(texts.texts))
     preprocess([str(sample)], tmp_path / "pre", options=clf.options, progress=False)
     preprocessed = tmp_path / "pre" / "test.jsonl"
-    data = load_labelled([str(preprocessed)], clf.options, progress=False, dedupe=False, features=clf.features, rows=True)
-    again = load_labelled([str(preprocessed)], clf.options, progress=False, dedupe=False)
+    data = labelled_rows([str(preprocessed)], clf, progress=False)
+    again = load_labelled([str(preprocessed)], clf.options, progress=False)
     assert (data.row_matrix() != clf.features.transform(again.texts)).nnz == 0
-    with pytest.raises(ValueError, match="fitted features"):
-        load_labelled([str(sample)], clf.options, progress=False, rows=True)
+
+
+def test_evaluation_measures_every_copy_and_training_drops_duplicates(sample, smoke_models, tmp_path):
+    from spamclf.commands.evaluate import labelled_rows
+    from spamclf.commands.predict import Classifier
+
+    spam = sorted((sample / "spam").iterdir())[:3]
+    data_dir = tmp_path / "d"
+    data_dir.mkdir()
+    for i, path in enumerate(spam * 2):
+        (data_dir / f"{i}.eml").write_bytes(path.read_bytes())
+    clf = Classifier.load(smoke_models)
+    source = [LabelledSource(str(data_dir), 1)]
+    assert len(labelled_rows(source, clf, progress=False)) == 6
+    loaded = load_labelled(source, clf.options, progress=False)
+    assert len(loaded) == 3 and loaded.duplicates == 3

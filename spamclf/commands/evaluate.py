@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..mail.labelled import load_labelled, require_messages
+from ..mail.labelled import LabelledData, labelled_batches, read_labelled, require_messages
+from ..model.features import featurize_parts, rows_from_parts
+from ..workers import in_order
 from ..errors import DataError
 from ..reports.metrics import classification_metrics, threshold_for_fpr
 from .predict import Classifier
@@ -35,7 +37,7 @@ def evaluate(
         require_matplotlib()
     clf = Classifier.load(models_dir)
     # The workers extract and tokenise; this process only multiplies the rows through the network.
-    dataset = load_labelled(data, clf.options, progress=progress, dedupe=False, jobs=jobs, features=clf.features, rows=True)
+    dataset = labelled_rows(data, clf, progress=progress, jobs=jobs)
     require_messages(dataset, "evaluation")  # one class alone is measured too
     y = dataset.y
     if target_fpr is not None and not np.any(y == 0):
@@ -61,6 +63,17 @@ def evaluate(
 
         result["report"] = write_report(report_dir, result, dataset.paths, y, scores)
     return result
+
+
+def labelled_rows(sources, clf: Classifier, progress: bool = True, jobs: int | None = 0, batch_size: int = 256) -> LabelledData:
+    """Every message of ``sources`` as a TF-IDF row of ``clf``'s features (``rows``), duplicates kept:
+    each one is measured. The workers extract and tokenise; this process only reads and multiplies."""
+    data = LabelledData()
+    batches = labelled_batches(read_labelled(sources, clf.options, data, progress, dedupe=False), batch_size)
+    for batch, parts in in_order(batches, featurize_parts, clf.options, clf.features, jobs=jobs):
+        data.add(batch)
+        data.rows.append(rows_from_parts(parts))
+    return data
 
 
 def format_metrics(m: dict) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 from .. import __version__
 from ..model.bundle import check_replaceable, save_bundle
 from ..config import load_config
-from ..mail.labelled import load_labelled, require_trainable, stratified_split
+from ..mail.labelled import count_labelled, require_trainable, stratified_split
 from ..mail.extract import ExtractOptions
 from ..model.features import TfidfFeatures
 from ..reports.metrics import classification_metrics, threshold_for_fpr
@@ -67,9 +67,8 @@ def train(
     # fresh interpreter (a fork server) and import everything again. The workers run at a lower
     # priority: the import is the longer of the two, and once the workers are done the import and
     # the main thread's counting share one interpreter lock, one core between them.
-    dataset = load_labelled(
-        data, ExtractOptions.from_config(cfg), progress=progress, jobs=jobs, features=features, started=preload_keras,
-        keep_texts=False,  # fitting needs the term counts only
+    dataset = count_labelled(
+        data, ExtractOptions.from_config(cfg), features, progress=progress, jobs=jobs, started=preload_keras,
         worker_nice=WORKER_NICE,
     )
     return train_dataset(dataset, models_dir, cfg, sources=data, force=force, progress=progress)

@@ -13,6 +13,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..errors import DataError
+from ..workers import in_order
 from .extract import ExtractOptions, extract_texts
 from ..progress import counting
 from .sources import LABELS, Item, LabelledSource, SkipLog, iter_labelled
@@ -28,26 +29,57 @@ def message_digest(raw: bytes) -> str:
 
 @dataclass
 class LabelledData:
+    """Labelled messages in reading order: path, label and digest of each, and what loading made of
+    them (``texts``, or training's ``term_counts``, or evaluation's ``rows``)."""
+
     paths: list[str] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)  # the extracted texts, when kept (``load_labelled``)
     labels: list[int] = field(default_factory=list)
     digests: list[str] = field(default_factory=list)
     skips: SkipLog = field(default_factory=SkipLog)
     duplicates: int = 0
     truncated: int = 0
-    term_counts: list = field(default_factory=list)  # CountedTerms of the texts in order, when counted while loading
-    rows: list = field(default_factory=list)  # TF-IDF rows (CSR) of the messages in order, batch by batch, when made while loading
+    term_counts: list = field(default_factory=list)  # CountedTerms batch by batch (``count_labelled``)
+    rows: list = field(default_factory=list)  # TF-IDF rows (CSR) batch by batch (evaluation)
 
     def row_matrix(self):
-        """The TF-IDF rows made while loading (``load_labelled(rows=True)``), one per message."""
+        """The TF-IDF rows made while loading, one per message."""
         import scipy.sparse as sp
 
         if not self.rows:
-            raise ValueError("no TF-IDF rows were made while loading (load_labelled(..., rows=True))")
+            raise ValueError("no TF-IDF rows were made while loading")
         return sp.vstack(self.rows, format="csr")
 
     def __len__(self) -> int:
-        return len(self.texts)
+        return len(self.labels)
+
+    def add(self, batch: list[tuple[Item, str]]) -> None:
+        """Append each kept ``(item, digest)`` of ``batch``: its path, label and digest."""
+        for item, digest in batch:
+            self.add_message(item.path, item.label, digest)
+
+    def add_message(self, path: str, label: int, digest: str) -> None:
+        self.paths.append(path)
+        self.labels.append(int(label))
+        self.digests.append(digest)
+
+    def admit(self, path: str, label, digest: str | None, truncated: bool, error: str | None, seen: dict | None) -> bool:
+        """Whether a message read is kept: an unreadable one (``error``) is logged as skipped, and with
+        ``seen`` (digest -> path and label of the first copy; None: no dedupe) so is an exact duplicate.
+        Local and Ray reading both decide here."""
+        if error:
+            self.skips.add(path, f"unreadable: {error}")
+            return False
+        self.truncated += int(truncated)
+        if seen is not None:
+            if digest in seen:
+                self.duplicates += 1
+                first_path, first_label = seen[digest]
+                other = " with the other label" if first_label != label else ""
+                self.skips.add(path, f"exact duplicate{other} (the first copy is kept)", duplicate_of=first_path)
+                return False
+            seen[digest] = (path, label)
+        return True
 
     @property
     def y(self) -> np.ndarray:
@@ -89,105 +121,87 @@ def load_labelled(
     sources: Iterable[str | LabelledSource],
     options: ExtractOptions,
     progress: bool = True,
-    dedupe: bool = True,
     jobs: int | None = 0,
     batch_size: int = 256,
-    features=None,
     started=None,
-    keep_texts: bool = True,
-    rows: bool = False,
-    worker_nice: int = 0,
 ) -> LabelledData:
-    """Read, extract and label every message of ``sources``; unreadable ones are logged, duplicates dropped.
+    """Read, extract and label every message of ``sources``, exact duplicates dropped; ``texts`` holds
+    each kept message's extracted text (``preprocess``, the accuracy benchmark).
 
-    Duplicates are exact: the same bytes after the mbox envelope line. The first copy is kept;
-    a copy with the other label is also logged as a skip, since it cannot be both.
-    ``jobs``: worker processes extracting text (0 or None: one per CPU; 1: none), used once there
-    is more than one batch of ``batch_size`` messages. The result is the same whatever ``jobs``:
-    reading, the skip log and dedupe stay in this process, in input order; only extraction moves.
-    ``features``: unfitted TfidfFeatures whose term counts the workers also make, batch by batch
-    (``term_counts``), for training to fit on without tokenising every text again.
-    ``started``: called once the extraction workers have started (see :func:`spamclf.workers.in_order`);
-    ``worker_nice``: added to the workers' niceness (Unix), to give what ``started`` began the CPU first.
-    ``keep_texts=False`` (with ``features``): the texts stay in the workers, counted only, and
-    ``texts`` holds an empty string per message -- training needs the counts alone.
-    ``rows=True`` (with fitted ``features``): the workers turn each batch into TF-IDF rows
-    (``data.rows``, see ``row_matrix``) instead of counting terms, and ``texts`` holds empty
-    strings: evaluation needs the rows alone, and tokenising moves to the workers with extraction.
+    ``jobs``: worker processes extracting text (0 or None: one per CPU; 1: none), used once there is
+    more than one batch of ``batch_size`` messages. The result is the same whatever ``jobs``: reading,
+    the skip log and dedupe stay in this process, in input order; only extraction moves. ``started``:
+    called once the workers have started (see :func:`spamclf.workers.in_order`).
     """
-    if rows and features is None:
-        raise ValueError("rows=True needs the fitted features that make the rows")
-    sources = list(sources)
-    if not sources:
-        raise DataError("no data given: pass --data with a labelled folder or a preprocessed file, or --spam and --ham")
-    from ..model.features import featurize_parts, rows_from_parts
-    from ..workers import in_order
-
     data = LabelledData()
-    items = counting(iter_labelled(sources, options.max_bytes, data.skips, options.__dict__), "reading", progress)
-    kept = _kept_items(items, data, dedupe)
-    batches = (
-        (batch, [item.text if item.text is not None else item.raw for item, _ in batch])
-        for batch in iter(lambda: list(islice(kept, batch_size)), [])
-    )
-    if features is None:
-        task = extract_texts
-    elif rows:
-        task = featurize_parts  # predict's task: each batch's TF-IDF rows, as arrays
-    else:
-        task = extract_and_count if keep_texts else count_only
-    for batch, texts in in_order(batches, task, options, features, jobs=jobs, started=started, nice=worker_nice):
-        if rows:
-            data.rows.append(rows_from_parts(texts))
-            texts = [""] * len(batch)
-        elif features is not None:
-            texts, counted = texts
-            data.term_counts.append(counted)
-            texts = [""] * len(batch) if texts is None else texts
-        for (item, digest), text in zip(batch, texts):
-            data.paths.append(item.path)
-            data.texts.append(text)
-            data.labels.append(int(item.label))
-            data.digests.append(digest)
+    batches = labelled_batches(read_labelled(sources, options, data, progress), batch_size)
+    for batch, texts in in_order(batches, extract_texts, options, jobs=jobs, started=started):
+        data.add(batch)
+        data.texts.extend(texts)
     return data
 
 
-def extract_and_count(messages: list, options: ExtractOptions, features) -> tuple:
-    """The extracted texts of a batch and their term counts (run in the extraction workers)."""
-    texts = extract_texts(messages, options)
-    return texts, features.count_terms(texts)
+def count_labelled(
+    sources: Iterable[str | LabelledSource],
+    options: ExtractOptions,
+    features,
+    progress: bool = True,
+    jobs: int | None = 0,
+    batch_size: int = 256,
+    started=None,
+    worker_nice: int = 0,
+) -> LabelledData:
+    """``load_labelled`` for training: the workers extract each batch and count its terms with the
+    unfitted ``features`` (``term_counts``, one per batch), and the texts stay in the workers.
 
-
-def count_only(messages: list, options: ExtractOptions, features) -> tuple:
-    """``(None, term counts)`` of a batch: ``extract_and_count`` without sending the texts back, nor
-    tidying their whitespace, which no token holds (run in the extraction workers)."""
-    return None, features.count_terms(extract_texts(messages, options, tidy=False))
-
-
-def _kept_items(items: Iterable[Item], data: LabelledData, dedupe: bool) -> Iterator[tuple[Item, str]]:
-    """``(item, digest)`` for each message to keep; unreadable ones and duplicates logged in ``data`` as they are read.
-
-    The digest needs no extraction, so dedupe and the skip log happen in reading order even while
-    extraction runs ahead in worker processes.
+    ``worker_nice``: added to the workers' niceness (Unix), to give what ``started`` began the CPU first.
     """
+    data = LabelledData()
+    batches = labelled_batches(read_labelled(sources, options, data, progress), batch_size)
+    for batch, counted in in_order(batches, count_terms, options, features, jobs=jobs, started=started, nice=worker_nice):
+        data.add(batch)
+        data.term_counts.append(counted)
+    return data
+
+
+def read_labelled(
+    sources: Iterable[str | LabelledSource], options: ExtractOptions, data: LabelledData, progress: bool = True, dedupe: bool = True
+) -> Iterator[tuple[Item, str]]:
+    """``(item, digest)`` of each message of ``sources`` to keep, in reading order; unreadable ones, and
+    with ``dedupe`` exact duplicates, are logged in ``data`` as they are read.
+
+    Duplicates are exact: the same bytes after the mbox envelope line. The first copy is kept; a copy
+    with the other label is also logged as a skip, since it cannot be both. The digest needs no
+    extraction, so this runs in reading order even while extraction runs ahead in worker processes.
+    """
+    sources = list(sources)
+    if not sources:
+        raise DataError("no data given: pass --data with a labelled folder or a preprocessed file, or --spam and --ham")
+    items = counting(iter_labelled(sources, options.max_bytes, data.skips, options.__dict__), "reading", progress)
     seen: dict[str, tuple[str, int | None]] = {}  # digest -> path and label of the first copy
     for item in items:
-        if item.error:
-            data.skips.add(item.path, f"unreadable: {item.error}")
-            continue
-        data.truncated += int(item.truncated)
-        if item.text is not None:
-            digest = item.sha256 or hashlib.sha256(item.text.encode()).hexdigest()
-        else:
-            digest = message_digest(item.raw)
-        if dedupe and digest in seen:
-            data.duplicates += 1
-            first_path, first_label = seen[digest]
-            other = " with the other label" if first_label != item.label else ""
-            data.skips.add(item.path, f"exact duplicate{other} (the first copy is kept)", duplicate_of=first_path)
-            continue
-        seen[digest] = (item.path, item.label)
-        yield item, digest
+        digest = None if item.error else item_digest(item)
+        if data.admit(item.path, item.label, digest, item.truncated, item.error, seen if dedupe else None):
+            yield item, digest
+
+
+def labelled_batches(kept: Iterator[tuple[Item, str]], batch_size: int) -> Iterator[tuple[list, list]]:
+    """``(batch, messages)`` for the worker pool: each batch of ``(item, digest)`` with its messages
+    (an already extracted text, or the raw bytes)."""
+    for batch in iter(lambda: list(islice(kept, batch_size)), []):
+        yield batch, [item.text if item.text is not None else item.raw for item, _ in batch]
+
+
+def item_digest(item: Item) -> str:
+    """The identity of a message for dedupe: ``message_digest`` of its bytes, or a preprocessed row's own."""
+    if item.text is not None:
+        return item.sha256 or hashlib.sha256(item.text.encode()).hexdigest()
+    return message_digest(item.raw)
+
+
+def count_terms(messages: list, options: ExtractOptions, features):
+    """The term counts of a batch, its whitespace left untidied, which no token holds (run in the workers)."""
+    return features.count_terms(extract_texts(messages, options, tidy=False))
 
 
 def require_messages(data: LabelledData, what: str) -> None:

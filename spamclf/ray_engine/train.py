@@ -23,7 +23,6 @@ Four distributed passes, then an ordinary bundle:
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import time
 from pathlib import Path
@@ -98,7 +97,7 @@ def _read_labelled(batch, options: dict):
     """
     import pyarrow as pa
 
-    from ..mail.labelled import message_digest
+    from ..mail.labelled import item_digest
     from ..mail.extract import ExtractOptions, extract
     from ..mail.sources import SkipLog, iter_labelled, iter_labelled_file
 
@@ -117,10 +116,8 @@ def _read_labelled(batch, options: dict):
         for n, item in enumerate(items):
             text = digest = None
             if not item.error:
-                if item.text is not None:
-                    text, digest = item.text, item.sha256 or hashlib.sha256(item.text.encode()).hexdigest()
-                else:
-                    text, digest = extract(item.raw, opts), message_digest(item.raw)
+                text = item.text if item.text is not None else extract(item.raw, opts)
+                digest = item_digest(item)
             add((unit << 32) | n, item.path, item.label, text, digest, bool(item.truncated), item.error)
         for n, (path, entry) in enumerate(skip_entries(log), start=n + 1):
             add((unit << 32) | n, path, skip=entry)
@@ -128,7 +125,7 @@ def _read_labelled(batch, options: dict):
 
 
 def _kept(meta, skips):
-    """Replay ``load_labelled`` on the metadata: which keys survive, and the LabelledData they make."""
+    """Replay local reading (``LabelledData.admit``) on the metadata: which keys survive, and the LabelledData they make."""
     from ..mail.labelled import LabelledData
 
     data = LabelledData(skips=skips)
@@ -138,22 +135,9 @@ def _kept(meta, skips):
         if skip is not None:
             log_skip_entry(skip, data.skips)
             continue
-        if error:
-            data.skips.add(path, f"unreadable: {error}")
-            continue
-        data.truncated += int(truncated)
-        if digest in seen:
-            data.duplicates += 1
-            first = seen[digest]
-            other = " with the other label" if data.labels[first] != label else ""
-            data.skips.add(path, f"exact duplicate{other} (the first copy is kept)", duplicate_of=data.paths[first])
-            continue
-        seen[digest] = len(data.paths)
-        data.paths.append(path)
-        data.texts.append("")  # the texts stay on the cluster; stats() and fingerprint() need the count only
-        data.labels.append(int(label))
-        data.digests.append(digest)
-        keys.append(key)
+        if data.admit(path, label, digest, truncated, error, seen):  # the texts stay on the cluster
+            data.add_message(path, label, digest)
+            keys.append(key)
     return np.asarray(keys, dtype=np.int64), data
 
 
