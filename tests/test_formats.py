@@ -14,6 +14,8 @@ import json
 import lzma
 import mailbox
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -483,3 +485,24 @@ def test_records_too_long_for_csv_reader_are_read_as_it_reads_them(monkeypatch, 
         m.setattr(tables, "_TEXT_CHUNK", chunk)
         rows = tables.iter_delimited(io.BytesIO(text.encode()), delimiter, max_bytes, record_chars=11 + extra)
         assert [(r.number, r.raw, r.label[:max_bytes]) for r in rows] == expected
+
+
+def test_parquet_without_pyarrow_is_an_error_row_or_one_line(tmp_path, spam, ham, smoke_models):
+    # pyarrow is the 'parquet' extra: without it a Parquet input to predict gets its error row (the
+    # other inputs are still scored), and as labelled data it is a one-line error; never a traceback.
+    path = write_tables(tmp_path, spam[:3], ham[:3])["mail.parquet"]
+    other = tmp_path / "one.eml"
+    other.write_bytes(spam[0])
+    need = "pip install 'spamclf[parquet]'"
+
+    def run(args):
+        code = f"import sys\nsys.modules['pyarrow'] = None  # as if not installed\nfrom spamclf.cli import main\nmain({args!r})\n"
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+    proc = run(["predict", "--models", str(smoke_models), "--format", "jsonl", str(path), str(other)])
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert proc.returncode == 3 and [r["path"] for r in rows] == [str(path), str(other)]
+    assert need in rows[0]["error"] and rows[1]["score"] is not None
+    proc = run(["train", "--data", str(path), "--models", str(tmp_path / "m")])
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].endswith(need), proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "m").exists()

@@ -55,7 +55,18 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 
 from ..errors import DataError, UsageError
 from .mailboxes import compression_of, holds_one_message, inner_name, is_from_line, iter_mbox, open_decompressed
-from .table_files import LABEL_COLUMNS, TABLE_SUFFIXES, TEXT_COLUMNS, NoTextColumn, iter_delimited, iter_jsonl, iter_parquet, parse_label
+from .table_files import (
+    LABEL_COLUMNS,
+    PARQUET_NEEDS,
+    TABLE_SUFFIXES,
+    TEXT_COLUMNS,
+    NoTextColumn,
+    iter_delimited,
+    iter_jsonl,
+    iter_parquet,
+    parquet_readable,
+    parse_label,
+)
 
 LABELS = ("ham", "spam")  # index = numeric label: 0 ham, 1 spam
 NOT_REGULAR = "not a regular file (device, pipe or socket)"
@@ -401,6 +412,11 @@ def _iter_table(fmt: str, fh: BinaryIO, real_path: Path | None, name: str, how: 
     if fmt == "parquet":
         if real_path is None:
             raise NoTextColumn("a compressed Parquet file cannot be read as a stream")
+        if not parquet_readable():
+            if how.labelled:
+                raise DataError(f"{name}: {PARQUET_NEEDS}")
+            yield Item(path=name, error=PARQUET_NEEDS)  # its row says why; the other inputs are still read
+            return
         rows = iter_parquet(str(real_path), how.max_bytes)
     elif fmt == "jsonl":
         rows = iter_jsonl(fh, how.max_bytes, strict=how.labelled, where=name)

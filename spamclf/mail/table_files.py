@@ -291,12 +291,25 @@ def iter_jsonl(fh: BinaryIO, max_bytes: int, strict: bool, where: str) -> Iterat
         yield Row(number, _as_bytes(obj.get(text_key) if text_key else None, max_bytes), obj.get(label_key) if label_key else None)
 
 
+PARQUET_NEEDS = "reading Parquet needs pyarrow, which is not installed: pip install 'spamclf[parquet]'"
+
+
+def parquet_readable() -> bool:
+    """Whether pyarrow, the 'parquet' extra, is installed."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("pyarrow") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def iter_parquet(path: str, max_bytes: int) -> Iterator[Row]:
     """Rows of a Parquet file, a record batch at a time. Raises NoTextColumn if there is no text column."""
     try:
         import pyarrow.parquet as pq
-    except ImportError:  # pragma: no cover - pyarrow is a dependency
-        raise DataError("reading Parquet needs pyarrow: pip install pyarrow") from None
+    except ImportError:  # the 'parquet' extra
+        raise DataError(PARQUET_NEEDS) from None
     try:
         pf = pq.ParquetFile(path)
     except Exception as exc:  # not Parquet after all
