@@ -1,6 +1,6 @@
 """Time bounds of extraction on hostile input (issue 3): the worst case per message, measured.
 
-The cases are those of tests/test_hostile.py, plus the largest sizes the default caps allow
+The cases are those of tests/mail/test_hostile_inputs.py, plus the largest sizes the default caps allow
 (10 MB). Each is timed alone, best of three. Then the reading of hostile files (issue 17):
 inputs far past the cap, read with the default caps, each timed once. Usage::
 

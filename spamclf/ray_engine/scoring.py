@@ -204,7 +204,7 @@ def score_dataset(
         "max_bytes": _read_files_max_bytes,
     }
     # Ray Data gives actor pools max_restarts=-1 and max_task_retries=-1: a dead actor is
-    # replaced and its batch runs again (tests/test_ray.py kills one to check).
+    # replaced and its batch runs again (tests/ray_engine/test_ray.py kills one to check).
     return ds.map_batches(_Score, fn_constructor_kwargs={"settings": settings}, batch_size=batch_size, batch_format="pyarrow", concurrency=n, num_cpus=num_cpus)
 
 

@@ -24,7 +24,7 @@ import pytest
 import spamclf
 from spamclf.commands.preprocess import preprocess
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def spamclf_run(*args, fsize: int | None = None, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:

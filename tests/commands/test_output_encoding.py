@@ -24,7 +24,7 @@ import pytest
 from spamclf.commands.predict import write_predictions
 from spamclf.commands.predict import Prediction
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NAMES = [b"bad\xff\xfe.eml", b"cr\rname.eml", "café.eml".encode(), "日本語.eml".encode(), b"plain.eml"]
 
 

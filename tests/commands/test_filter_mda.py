@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "configs" / "mail"
+EXAMPLES = Path(__file__).resolve().parents[2] / "configs" / "mail"
 BIN = str(Path(sys.executable).parent)  # where the `spamclf` script of this environment lives
 ADDED = re.compile(rb"X-Spam-(?:Flag|Score|Status): [^\r\n]*\r?\n")
 

@@ -9,7 +9,7 @@ import pytest
 
 from spamclf.mail.extract import extract
 
-CASES = Path(__file__).parent / "data" / "extract"
+CASES = Path(__file__).resolve().parent.parent / "data" / "extract"
 
 
 @pytest.mark.parametrize("message", sorted(CASES.glob("*.eml")), ids=lambda p: p.stem)
