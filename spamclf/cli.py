@@ -12,9 +12,8 @@ import json
 import os
 import sys
 
-# Set before NumPy loads OpenBLAS. Scoring multiplies batches of 256 rows by small dense layers,
-# where BLAS threads do not pay; they spin on the cores the extraction workers need (10,000
-# messages on 2 cores: 10.9 s with them, 8.4 s without).
+# Set before NumPy loads OpenBLAS: scoring's small dense products gain nothing from BLAS threads,
+# which spin on the cores the extraction workers need.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import click  # noqa: E402
@@ -512,9 +511,9 @@ def inspect_command(models_dir, as_json):
 def entry_point() -> None:
     """The ``spamclf`` program (``python -m spamclf`` too): ``main`` with standard exit statuses.
 
-    Once TensorFlow is loaded (training), the interpreter's own teardown of it took 0.7 to 1 s
-    after every file was written and the summary printed, a tenth of a training run on the full
-    corpus. So the process leaves without it: exit handlers run and the output is flushed first.
+    Once TensorFlow is loaded (training), the interpreter's own teardown of it is a visible share of
+    a training run, after every file is written. So the process leaves without it: exit handlers run
+    and the output is flushed first.
     """
     try:
         main()

@@ -145,8 +145,8 @@ def sha256_file(path: Path) -> str:
 
 
 def _sha256_all(blobs: dict[str, bytes]) -> dict[str, str]:
-    """SHA-256 of each of ``blobs``, two at a time: hashlib lets go of the interpreter lock, and the
-    bundle's two 40 MB weight files then hash in half the time (0.04 s, not 0.08)."""
+    """SHA-256 of each of ``blobs``, two at a time: hashlib lets go of the interpreter lock, so the
+    bundle's two large weight files hash side by side."""
     from concurrent.futures import ThreadPoolExecutor
 
     names = list(blobs)
@@ -411,7 +411,7 @@ def write_bundle(target: str | Path, fill: Callable[[Path], None], force: bool =
             raise RuntimeError(f"bundle writer wrote unexpected file {extra[0]}")
         _write_manifest(tmp)  # last: a folder without a manifest is never a bundle
         # Never install a bundle that loading would refuse. The manifest's hashes were just
-        # computed from these very files: hashing 80 MB again would take another 0.1 s.
+        # computed from these very files: they need no second pass.
         _check(_read_folder(tmp), verify_hashes=False, work_folder=True)
         _fsync_tree(tmp)
         check_replaceable(target, force)  # another writer may have finished meanwhile

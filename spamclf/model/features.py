@@ -3,8 +3,8 @@
 ``fit`` learns what ``TfidfVectorizer(analyzer=analyze, min_df, max_df, max_features,
 sublinear_tf)`` learns -- the same vocabulary, the same IDF weights; a test keeps the two
 equal -- from one tokenising pass, and ``fit_transform`` reuses that pass for the training
-rows. Importing scikit-learn's text module alone costs about 1.3 s, a large part of a
-whole training run, and classifying must not need it either. What ``fit`` learns is saved
+rows. Importing scikit-learn's text module alone is a large part of a whole training run,
+and classifying must not need it either. What ``fit`` learns is saved
 as JSON and NPZ. The matrix stays sparse (CSR, float32) from end to end.
 """
 

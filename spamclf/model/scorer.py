@@ -19,9 +19,8 @@ def one_blas_thread():
     before spamclf could say so.
 
     Scoring multiplies batches of 256 rows by small dense layers, where BLAS threads do not pay: after
-    each product they spin, on the cores the extraction workers need. Through the Python API,
-    classifying 10,000 messages on 2 cores took 4.5 s with them and 3.6 s without (the process's own
-    CPU time 3.6 s against 1.3 s). Outside the block the caller's setting stands.
+    each product they spin, on the cores the extraction workers need. Outside the block the caller's
+    setting stands.
     """
     global _blas
     if _blas is None:

@@ -16,14 +16,13 @@ def collector_paused():
     """Python's cyclic garbage collector off while a big package imports, and what the import made
     frozen afterwards (``gc.freeze``).
 
-    Importing Keras and TensorFlow creates about 340,000 objects the collector tracks; measured in a
-    whole training run, it set off five full collections during the import (0.45 s of CPU while the
-    extraction workers needed both cores) and each later full collection walked all those objects
-    again (0.2 s, one of them in drawing the learning curves). Frozen, they are never walked: they
+    Importing Keras and TensorFlow creates hundreds of thousands of objects the collector tracks: it
+    set off full collections during the import, while the extraction workers needed both cores, and
+    each later full collection walked all those objects again. Frozen, they are never walked: they
     live as long as the process anyway. Memory is still freed by reference counting meanwhile. The
     reference cycles that became garbage during the pause are frozen with the rest and never freed:
-    about 1,000 objects for Keras, once per process (one more pass over the import's objects to find
-    them took 0.14 s). The pause is process-wide, so
+    about 1,000 objects for Keras, once per process, cheaper than one more pass to find them. The
+    pause is process-wide, so
     nested or overlapping pauses (two threads importing) restore the collector's state once, when the
     last one ends; a collector the caller had turned off stays off.
     """
