@@ -506,15 +506,13 @@ def _train_on_ray(data, models_dir, config, overrides, force, workers, address, 
     from ..model.network import class_weights
     from ..mail.sources import SkipLog
     from ..commands.train import finish_training, split_for_training
+    from ..model.bundle import check_replaceable
 
     if workers < 1:
         raise SpamclfError("--workers must be at least 1")
     cfg = load_config(config, overrides)  # a dict is checked like a file
     models_dir = Path(models_dir)
-    if models_dir.exists() and not force:
-        from ..errors import BundleError
-
-        raise BundleError(f"models directory {models_dir} already exists; use --force to replace it")
+    check_replaceable(models_dir, force)  # as local training: before the expensive part, not after it
     data = list(data)
     if not data:
         raise DataError("no data given: pass --data with a labelled folder or a preprocessed file, or --spam and --ham")

@@ -301,3 +301,20 @@ def test_distributed_reading_logs_what_it_passes_over_as_local_training_does(sam
     assert skips.skipped == local.skips.skipped
     assert {"csv file with no rows", "exact duplicate (the first copy is kept)"} <= set(skips.counts())
     assert any(r.startswith("corrupt gzip data after") for r in skips.counts()) and any(r.startswith("unreadable") for r in skips.counts())
+
+
+def test_ray_training_refuses_to_replace_a_folder_that_is_not_a_bundle_before_any_work(tmp_path, sample):
+    # The same models-dir check as local training, before Ray is even imported: --force never deletes
+    # someone's files, and says so at once rather than after training.
+    target = tmp_path / "p"
+    target.mkdir()
+    (target / "manifest.json").write_text('{"manifest_version": 3}')
+    (target / "thesis.tex").write_text("work")
+    args = ["train", "--data", str(sample), "--models", str(target), "--engine", "ray", "--force", "-q"]
+    code = (
+        "import sys\nfrom spamclf.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit as exc:\n    print(exc.code, 'ray' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.stdout.split() == ["3", "False"] and "not a spamclf models directory" in proc.stderr
+    assert (target / "thesis.tex").read_text() == "work"
