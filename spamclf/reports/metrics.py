@@ -94,31 +94,30 @@ def threshold_for_fpr(y_true: np.ndarray, scores: np.ndarray, target_fpr: float)
     return float(np.nextafter(np.float32(ham[allowed]), np.float32(np.inf)))
 
 
-def roc_points(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fpr, tpr, thresholds) at every distinct score, from the strictest threshold to the loosest."""
+def _counts_at_distinct_scores(y_true, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(true positives, false positives, predicted positives, threshold) at every distinct score, from
+    the strictest threshold to the loosest: messages with the same score are on one side of any threshold."""
     y_true = np.asarray(y_true).astype(bool)
     scores = _scores(scores)
     order = np.argsort(-scores, kind="mergesort")
     s, y = scores[order], y_true[order]
     last_of_tie = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1] if len(s) else np.zeros(0, int)
-    tp = np.cumsum(y)[last_of_tie]
-    fp = np.cumsum(~y)[last_of_tie]
-    tpr = np.r_[0.0, tp / max(int(y.sum()), 1)]
-    fpr = np.r_[0.0, fp / max(int((~y).sum()), 1)]
-    return fpr, tpr, np.r_[np.inf, s[last_of_tie]]
+    return np.cumsum(y)[last_of_tie], np.cumsum(~y)[last_of_tie], last_of_tie + 1, s[last_of_tie]
+
+
+def roc_points(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, thresholds) at every distinct score, from the strictest threshold to the loosest."""
+    tp, fp, _, thresholds = _counts_at_distinct_scores(y_true, scores)
+    positives = int(np.sum(np.asarray(y_true).astype(bool)))
+    tpr = np.r_[0.0, tp / max(positives, 1)]
+    fpr = np.r_[0.0, fp / max(len(np.asarray(y_true)) - positives, 1)]
+    return fpr, tpr, np.r_[np.inf, thresholds]
 
 
 def pr_points(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(recall, precision) at every distinct score threshold, from the strictest to the loosest: one
-    point per distinct score, since messages with the same score are all on one side of any threshold."""
-    y_true = np.asarray(y_true).astype(bool)
-    scores = _scores(scores)
-    order = np.argsort(-scores, kind="mergesort")
-    s, y = scores[order], y_true[order]
-    last_of_tie = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1] if len(s) else np.zeros(0, int)
-    tp = np.cumsum(y)[last_of_tie]
-    predicted = last_of_tie + 1
-    return tp / max(int(y.sum()), 1), tp / predicted
+    """(recall, precision) at every distinct score threshold, from the strictest to the loosest."""
+    tp, _, predicted, _ = _counts_at_distinct_scores(y_true, scores)
+    return tp / max(int(np.sum(np.asarray(y_true).astype(bool))), 1), tp / predicted
 
 
 def metrics_by_threshold(y_true: np.ndarray, scores: np.ndarray, thresholds: np.ndarray) -> dict[str, list[float]]:
