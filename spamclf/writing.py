@@ -4,7 +4,8 @@ Files (preprocess's split, evaluate's report) go through :class:`OutputFiles`: e
 to a temporary file beside its final name (``.NAME.tmp-PID-*``, hidden), flushed to disk, and
 only once every file of the set is complete are they renamed over the old ones. A full disk, a
 read-only folder or a file size limit leaves the old files as they were and raises OutputError;
-a kill part-way may leave a hidden temporary file, never a partial NAME. (Bundles, which are
+a kill part-way may leave a hidden temporary file, never a partial NAME, and the next write of
+NAME into that folder removes it. (Bundles, which are
 folders, are installed the same way by ``bundle.write_bundle``.)
 
 Streams (stdout) go through :func:`write_stream`: a reader that went away (``| head -1``)
@@ -38,6 +39,20 @@ def write_stream(out: IO[str], text: str = "", flush: bool = False) -> None:
         name = getattr(out, "name", None)
         where = "standard output" if name in (None, "<stdout>", 1) else str(name)
         raise OutputError(f"cannot write to {where}: {exc.strerror or exc}") from exc
+
+
+def writer_is_gone(pid: int) -> bool:
+    """Whether the process that left a ``.NAME.tmp-PID-*`` work file or folder is gone (killed): only
+    then may its leftovers be removed. Alive, under another user, or unknowable: not gone."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, OSError):
+        pass
+    return False
 
 
 def _umask() -> int:
@@ -74,8 +89,11 @@ class OutputFiles:
         return self
 
     def path(self, name: str) -> Path:
-        """A new, empty temporary file that will become ``folder/name``: for writers that want a path."""
+        """A new, empty temporary file that will become ``folder/name``: for writers that want a path.
+
+        Temporary files of ``name`` that a killed writer left are removed first."""
         self._current = self.folder / name
+        self._remove_stale(name)
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=self.folder)
         self._staged.append((Path(tmp), self._current))
         try:
@@ -127,6 +145,20 @@ class OutputFiles:
                 os.close(fd)
         except OSError:  # some file systems cannot fsync a folder; the files are in place all the same
             pass
+
+    def _remove_stale(self, name: str) -> None:
+        prefix = f".{name}.tmp-"
+        try:
+            entries = [e for e in self.folder.iterdir() if e.name.startswith(prefix)]
+        except OSError:
+            return
+        for entry in entries:
+            pid = entry.name[len(prefix) :].split("-", 1)[0]
+            if pid.isdigit() and entry.is_file() and not entry.is_symlink() and writer_is_gone(int(pid)):
+                try:
+                    entry.unlink()
+                except OSError:
+                    pass
 
     def _discard(self) -> None:
         for tmp, _ in self._staged:

@@ -58,6 +58,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import BundleError, OutputError
+from ..writing import writer_is_gone
 from .features import MAX_TOKEN_CHARS, TfidfFeatures
 from .bundle_checks import (
     MAX_CONFIG_BYTES,
@@ -324,15 +325,8 @@ def _stale_dirs(parent: Path) -> list[Path]:
         match = _WORK_FOLDER.fullmatch(entry.name)
         if not match or not entry.is_dir() or entry.is_symlink():
             continue
-        pid = int(match.group(1))
-        if pid == os.getpid():
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if writer_is_gone(int(match.group(1))):
             stale.append(entry)
-        except (PermissionError, OverflowError, OSError):
-            pass  # alive under another user, or unknowable: leave it
     return stale
 
 

@@ -20,8 +20,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import spamclf
+from spamclf.cli import main
 from spamclf.commands.preprocess import preprocess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,3 +165,21 @@ def test_a_closed_pipe_ends_predict_normally_with_its_summary(smoke_models, samp
     summary = re.fullmatch(r"(\d+) scored, 0 failed, stopped when the output was closed", err.strip())
     assert summary, err  # the summary, and nothing else: no traceback, no "Exception ignored"
     assert 1 <= int(summary.group(1)) < 3000  # the scoring stopped
+
+
+def test_a_killed_writers_temporary_files_are_removed_by_the_next_preprocess(tmp_path, sample):
+    # A kill -9 part-way leaves a hidden .NAME.tmp-PID-* file (never a partial NAME); the next
+    # preprocess into the folder removes it, and leaves a live writer's alone.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / f".train.jsonl.tmp-{gone.pid}-abc123"
+    live = out / f".train.jsonl.tmp-{os.getpid()}-def456"
+    other = out / "notes.txt"
+    for path in (stale, live, other):
+        path.write_text("x")
+    result = CliRunner().invoke(main, ["preprocess", "--data", str(sample), "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert not stale.exists() and live.exists() and other.exists()
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["notes.txt", "stats.json", "test.jsonl", "train.jsonl"]
