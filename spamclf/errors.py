@@ -27,3 +27,7 @@ class BundleError(SpamclfError):
     """
 
     exit_code = 3
+
+
+class TrainingError(SpamclfError):
+    """Training that went wrong on good input: the loss became NaN or infinite (a learning rate too high, say)."""
