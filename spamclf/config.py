@@ -49,6 +49,8 @@ _SCHEMA: dict[str, dict[str, tuple[tuple, Any, tuple | None]]] = {
         "class_weight": ((str,), "none", ("none", "balanced")),
         "target_fpr": ((float, type(None)), 0.005, None),
         "min_threshold": ((float,), 0.5, None),
+        "tensorboard_dir": ((str, type(None)), None, None),
+        "csv_log": ((str, type(None)), None, None),
     },
 }
 

@@ -69,24 +69,6 @@ def test_same_seed_same_model_other_seed_other_model(trained, split):
     assert history_other["loss"] != history["loss"]
 
 
-def test_training_leaves_the_callers_graph_optimiser_options_as_they_were(split):
-    # fit turns TensorFlow's graph optimiser off while it runs (faster steps); a caller's setting stands after
-    import tensorflow as tf
-
-    cfg, x_fit, y_fit, x_val, y_val = split
-    short = {**cfg, "train": {**cfg["train"], "epochs": 1}}
-    before = tf.config.optimizer.get_experimental_options()
-    assert not before.get("disable_meta_optimizer")
-    fit(x_fit, y_fit, x_val, y_val, short, progress=False)
-    assert tf.config.optimizer.get_experimental_options() == before
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-    try:
-        fit(x_fit, y_fit, x_val, y_val, short, progress=False)
-        assert tf.config.optimizer.get_experimental_options()["disable_meta_optimizer"]
-    finally:
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False})
-
-
 def test_early_stopping_keeps_the_best_epoch(split):
     cfg, x_fit, y_fit, x_val, y_val = split
     # a high learning rate overfits this small sample within a few epochs
