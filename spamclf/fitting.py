@@ -160,6 +160,15 @@ class SparseTraining(keras.Model):
     def metrics(self):
         return [self.loss_tracker, self.accuracy_tracker]
 
+    def get_weights(self):
+        """The weights' values now, as tensors, which never change (what EarlyStopping keeps).
+
+        A read costs nothing until the next Adam step, which copies a variable's buffer before
+        updating it while a read still holds it; Keras' NumPy copies of the 20,000 x 512 first
+        kernel cost a copy and fresh pages each. ``numpy.asarray`` makes arrays of them.
+        """
+        return [v.value.read_value() for v in self.weights]
+
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Under a distribution strategy, Keras' fit and evaluate build the model on a batch they
         # read first and average over the replicas, which sparse batches of different sizes
