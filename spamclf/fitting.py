@@ -178,7 +178,10 @@ class SparseTraining(keras.Model):
     def call(self, inputs, training=False):
         """Logits (before the sigmoid) of a batch ``(indices, values, n_rows)``."""
         indices, values, n_rows = inputs
-        h = csr_matmul(indices, values, tf.stack([n_rows, self.n_features]), self.dense[0].kernel.value) + self.dense[0].bias.value
+        # TensorFlow's CSR kernels kill the process (SIGFPE) on a matrix of no rows, which a Ray
+        # replica whose rows ran out passes: an empty row stands in for none.
+        shape = tf.stack([tf.maximum(n_rows, 1), self.n_features])
+        h = csr_matmul(indices, values, shape, self.dense[0].kernel.value)[:n_rows] + self.dense[0].bias.value
         for i, layer in enumerate(self.dense):
             if i:
                 h = tf.matmul(h, layer.kernel.value) + layer.bias.value

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -144,3 +146,25 @@ def test_cli_train_shows_each_epoch_on_stderr_and_keeps_stdout_for_the_summary(t
     for epoch, line in enumerate(lines):
         shown = ", ".join(f"{key} {history[key][epoch]:.4f}" for key in sorted(history))
         assert line == f"epoch {epoch + 1}/2: {shown}"
+
+
+def test_batches_of_no_rows_go_through_a_step(root):
+    # A Ray replica whose rows ran out steps on empty batches; TensorFlow's CSR kernels killed the
+    # process (SIGFPE) on a matrix of no rows, hence a fresh interpreter.
+    code = """
+import json, numpy as np, scipy.sparse as sp
+from spamclf import fitting, network
+from spamclf.config import load_config
+x = sp.random(10, 50, density=0.2, format="csr", dtype=np.float32, random_state=0)
+y = (np.arange(10) % 2).astype(np.float32)
+training = fitting.training_model(network.build_model(50, [8, 4]), load_config("configs/smoke.yaml"), (1.0, 1.0), 0)
+rows = fitting.batches(x, y, 4, np.random.default_rng(0), steps=5)  # 3 batches of rows, 2 of none
+none = fitting.batches(x[:0], y[:0], 4096, steps=1)
+result = training.fit(rows, validation_data=none, epochs=2, verbose=0, shuffle=False)
+print(json.dumps(fitting.history_of(result)))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    history = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert all(round(a * 10, 9).is_integer() for a in history["accuracy"])  # the 10 rows, nothing else
+    assert history["val_loss"] == history["val_accuracy"] == [0.0, 0.0]
