@@ -158,7 +158,6 @@ def fit(
     ``loss``, ``accuracy``, ``val_loss`` and ``val_accuracy`` per epoch. Raises
     ``TrainingError`` when the loss becomes NaN or infinite.
     """
-    import_keras()
     from . import fitting
 
     tr, md = config["train"], config["model"]
