@@ -45,14 +45,21 @@ def _number(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+@dataclass(frozen=True)
+class Text:
+    """A string key naming a file or folder: 1 to ``max_chars`` characters, no NUL."""
+
+    max_chars: int = 4096
+
+
 class Key(NamedTuple):
     """One config key: the types it accepts (``None`` in types: nullable), its default, and what it allows:
-    a Range of numbers, a tuple of choices, or None for a bool; for a list, the Range of its length, and
+    a Range of numbers, a tuple of choices, Text for a path, or None for a bool; for a list, the Range of its length, and
     ``each`` that of its items."""
 
     types: tuple
     default: Any
-    allowed: Range | tuple | None
+    allowed: Range | tuple | Text | None
     each: Range | None = None
 
 
@@ -95,6 +102,8 @@ _SCHEMA: dict[str, dict[str, Key]] = {
         "class_weight": Key((str,), "none", ("none", "balanced")),
         "target_fpr": Key((float, _NULL), 0.005, Range(0.0, 1.0, open_high=True)),
         "min_threshold": Key((float,), 0.5, Range(0.0, 1.0)),
+        "tensorboard_dir": Key((str, _NULL), None, Text()),  # a Keras TensorBoard callback writes here
+        "csv_log": Key((str, _NULL), None, Text()),  # a Keras CSVLogger writes each epoch's metrics here
     },
 }
 
@@ -136,6 +145,8 @@ def _check(section: str, key: str, value: Any) -> Any:
     if value is None:
         return value
     null = " or null" if _NULL in types else ""
+    if isinstance(allowed, Text) and not (0 < len(value) <= allowed.max_chars and "\0" not in value):
+        raise ConfigError(f"config key '{name}' must be a path of 1 to {allowed.max_chars} characters{null}, got {_SHOWN.repr(value)}")
     if isinstance(allowed, tuple) and value not in allowed:
         raise ConfigError(f"config key '{name}' must be one of {', '.join(allowed)}, got {_SHOWN.repr(value)}")
     if each is not None and not (len(value) in allowed and all(_is_int(v) and v in each for v in value)):

@@ -47,4 +47,5 @@ class OutputError(SpamclfError):
 
 
 class TrainingError(SpamclfError):
-    """Training that cannot give a usable model: its loss or weights stopped being finite numbers."""
+    """Training that cannot give a usable model: its loss or weights stopped being finite numbers (a
+    learning rate too high, say)."""

@@ -13,7 +13,7 @@ import sys
 import pytest
 import yaml
 
-from spamclf.config import _SCHEMA, MAX_CONFIG_BYTES, Range, check_section, defaults, load_config, parse_override
+from spamclf.config import _SCHEMA, MAX_CONFIG_BYTES, Range, Text, check_section, defaults, load_config, parse_override
 from spamclf.errors import ConfigError
 
 
@@ -161,7 +161,7 @@ NUMERIC_KEYS = [(s, k) for s, keys in _SCHEMA.items() for k, spec in keys.items(
 def test_every_key_has_a_range_or_choices_or_is_a_bool():
     for section, keys in _SCHEMA.items():
         for key, spec in keys.items():
-            assert isinstance(spec.allowed, (Range, tuple)) or spec.types == (bool,), f"{section}.{key} has no range"
+            assert isinstance(spec.allowed, (Range, tuple, Text)) or spec.types == (bool,), f"{section}.{key} has no range"
             if isinstance(spec.allowed, Range):  # the default is in it
                 assert load_config({section: {key: spec.default}})[section][key] == spec.default
 
@@ -294,3 +294,9 @@ def test_the_schema_is_the_one_home_of_every_default():
 
     assert ExtractOptions().__dict__ == defaults()["extract"]
     assert TfidfFeatures().settings() == defaults()["features"]
+
+
+@pytest.mark.parametrize("value", ["", "a\0b", "x" * 5000])
+def test_a_log_path_key_refuses_what_is_no_path(value):
+    with pytest.raises(ConfigError, match="train.csv_log' must be a path of 1 to 4096 characters or null"):
+        load_config({"train": {"csv_log": value}})

@@ -14,9 +14,10 @@ Four distributed passes, then an ordinary bundle:
 4. training (Ray Train): ``TensorflowTrainer`` starts N workers and sets ``TF_CONFIG``;
    each builds a ``tf.distribute.MultiWorkerMirroredStrategy``, takes its shard of the
    rows (``get_dataset_shard``; sparse CSR, never densified) and runs local training's
-   compiled step, with the gradients of every replica's rows summed by the strategy's
-   collective all-reduce: synchronous data parallelism over the global batch local
-   training uses (``train.batch_size``, smaller on small data). The validation loss is all-reduced too, so every replica
+   ``Model.fit``, step, optimizer and callbacks, in the strategy's scope, with the gradients
+   of every replica's rows summed by the strategy's collective all-reduce: synchronous data
+   parallelism over the global batch local training uses (``train.batch_size``, smaller on
+   small data). The validation loss is summed over the replicas too, so every replica
    takes the same early-stopping decision; rank 0 reports the final weights in a
    checkpoint (NPZ), from which the driver writes the bundle.
 """
@@ -31,7 +32,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataError, SpamclfError
-from ..model.network import _Trainer  # TensorFlow-free until used: it imports TF lazily
 from .runtime import import_ray, log_skip_entry, ray_session, skip_entries
 
 _FILES_PER_BLOCK = 64
@@ -266,63 +266,10 @@ def _table(blocks):
 # -------------------------------------------------------------------------------- 4. training
 
 
-class _ReplicaTrainer(_Trainer):
-    """Local training's compiled step, as one replica of a ``MultiWorkerMirroredStrategy``.
-
-    The forward pass, loss, L2 and fused Adam update are local training's; in between, the
-    gradients of every replica's rows are summed by the strategy's collective all-reduce,
-    and the loss is divided by the rows of the *global* batch, so each replica applies the
-    update one local step over the whole global batch would. Replicas start from the same
-    weights and apply the same update, so they stay equal.
-
-    The first kernel's gradient is all-reduced dense, as local training's step computes
-    it: vocabulary x units floats a step (40 MB at the defaults). On one machine that is
-    small next to the step; across a slow network, all-gathering only the rows a batch
-    touched would be the thing to change.
-    """
-
-    def __init__(self, strategy, model, tf, config: dict, pos_weight: float, neg_weight: float, rank: int):
-        super().__init__(model, tf, config, pos_weight, neg_weight)
-        self.strategy = strategy
-        self.seed += 7919 * rank  # dropout masks differ between replicas, as their rows do
-        batch = [tf.TensorSpec([None, 2], tf.int64), tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int64)]
-        self.train_step = tf.function(
-            lambda i, v, n, y: strategy.run(self._replica_step, args=(i, v, n, y)),
-            input_signature=[*batch, tf.TensorSpec([None], tf.float32)],
-        )
-        self.all_sum = tf.function(
-            lambda t: strategy.run(lambda u: tf.distribute.get_replica_context().all_reduce("sum", tf.identity(u)), args=(t,)),
-            input_signature=[tf.TensorSpec([None], tf.float64)],
-        )
-
-    def _replica_step(self, indices, values, n_rows, y):
-        tf = self.tf
-        ctx = tf.distribute.get_replica_context()
-        rows = ctx.all_reduce("sum", tf.cast(n_rows, tf.float32))
-        with tf.GradientTape() as tape:
-            logits = self._logits(indices, values, n_rows, True)
-            per_example = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits)
-            loss = tf.reduce_sum(per_example * tf.where(y > 0.5, self.weights[1], self.weights[0])) / tf.maximum(rows, 1.0)
-            if self.l2:  # summed over replicas below: each adds its share of the regulariser
-                loss += self.l2 * tf.add_n([tf.reduce_sum(tf.square(w)) for w in self.kernels[:-1]]) / ctx.num_replicas_in_sync
-        self.apply_adam(ctx.all_reduce("sum", [tf.convert_to_tensor(g) for g in tape.gradient(loss, self.variables)]))
-        correct = tf.reduce_sum(tf.cast(tf.equal(logits >= 0.0, y > 0.5), tf.float32))
-        return ctx.all_reduce("sum", tf.stack([tf.reduce_sum(per_example), correct]))
-
-    def validation_sums(self, x: sp.csr_matrix, y: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """(loss sum, correct, rows) over every replica's validation rows."""
-        from ..model.network import _rows
-
-        z = np.zeros(0)
-        if x.shape[0]:
-            parts = []
-            for start in range(0, x.shape[0], batch_size):
-                rows = np.arange(start, min(start + batch_size, x.shape[0]))
-                parts.append(self.logits(*_rows(x, rows), np.int64(len(rows))).numpy())
-            z = np.concatenate(parts).astype(np.float64)
-        loss = np.sum(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
-        local = np.array([loss, np.sum((z >= 0) == (y > 0.5)), len(z)], dtype=np.float64)
-        return self.all_sum(local).numpy()
+def _all_sum(strategy, tf, values: np.ndarray) -> np.ndarray:
+    """``values`` added up over every replica: a collective all-reduce, which every replica must run."""
+    add = tf.function(lambda t: strategy.run(lambda u: tf.distribute.get_replica_context().all_reduce("sum", tf.identity(u)), args=(t,)))
+    return add(tf.constant(values, tf.float64)).numpy()
 
 
 def _shard(name: str, n_features: int):
@@ -354,69 +301,83 @@ def _replica_training(loop: dict) -> None:
 
     from ray import train
 
-    from ..model.network import _rows, batch_size_for, build_model, import_keras, seed_everything
+    from ..model.network import import_keras
 
     _, tf = import_keras()
     # Ray Train's TensorflowTrainer has set TF_CONFIG (the other workers' addresses); the
     # strategy must exist before any other TensorFlow op runs in this process.
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     context = train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
-    cfg, n_features = loop["config"], loop["n_features"]
-    tr, md = cfg["train"], cfg["model"]
-    seed_everything(tr["seed"])
-    model = build_model(n_features, md["units"], md["dropout"], md["l2"], tr["learning_rate"])
-    model.set_weights(loop["initial"])  # the driver's: every replica starts equal
-    trainer = _ReplicaTrainer(strategy, model, tf, cfg, loop["pos_weight"], loop["neg_weight"], rank)
-    x, y = _shard(f"train_{rank}", n_features)
-    x_val, y_val = _shard(f"validation_{rank}", n_features)
+    rank = context.get_world_rank()
+    n_features = loop["n_features"]
+    fit_rows, val_rows = _shard(f"train_{rank}", n_features), _shard(f"validation_{rank}", n_features)
+    model, history = _replica_fit(strategy, rank, context.get_world_size(), fit_rows, val_rows, loop, train.report)
+    # The result leaves through a checkpoint: rank 0's weights (all replicas hold the same,
+    # the best epoch's when early stopping restored them) and the history, as an NPZ and
+    # JSON, never a pickle.
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = None
+        if rank == 0:
+            with open(Path(folder) / "weights.npz", "wb") as fh:
+                np.savez(fh, **{f"w{i}": np.asarray(w, np.float32) for i, w in enumerate(model.get_weights())})
+            (Path(folder) / "history.json").write_text(json.dumps(history))
+            checkpoint = train.Checkpoint.from_directory(folder)
+        train.report({"epoch": len(history["loss"]), **{k: v[-1] for k, v in history.items()}}, checkpoint=checkpoint)
 
-    # Every replica runs the same number of steps (the all-reduce waits for all of them):
-    # enough for the largest shard; a replica whose rows ran out adds an empty batch.
-    sizes = trainer.all_sum(np.where(np.arange(world) == rank, float(x.shape[0]), 0.0)).numpy()
-    n_fit = int(sizes.sum())
-    local_batch = -(-batch_size_for(n_fit, tr) // world)  # the global batch local training would use
-    steps = -(-int(sizes.max()) // local_batch)
-    rng = np.random.default_rng(tr["seed"] + 1000 * (rank + 1))
-    history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
-    best_loss, best_weights, waited = np.inf, None, 0
-    for epoch in range(tr["epochs"]):
-        order = rng.permutation(x.shape[0])
-        totals = np.zeros(2)
-        for index in range(steps):
-            rows = np.sort(order[index * local_batch : (index + 1) * local_batch])
-            totals += trainer.train_step(*_rows(x, rows), np.int64(len(rows)), y[rows]).numpy()
-        val_loss_sum, val_correct, n_val = trainer.validation_sums(x_val, y_val)
-        val_loss = val_loss_sum / max(n_val, 1.0)  # the same on every replica: early stopping agrees
-        epoch_metrics = {"loss": totals[0] / n_fit, "accuracy": totals[1] / n_fit, "val_loss": val_loss, "val_accuracy": val_correct / max(n_val, 1.0)}
-        for key in history:
-            history[key].append(float(epoch_metrics[key]))
-        trainer.stop_if_diverged(epoch + 1, history)  # every replica holds the same loss and weights: all stop
-        stop = False
-        if tr["early_stopping"]:
-            if val_loss < best_loss:
-                best_loss, waited = val_loss, 0
-                best_weights = trainer.snapshot()
-            else:
-                waited += 1
-                stop = waited >= tr["patience"]  # as keras.callbacks.EarlyStopping counts it
-        last = stop or epoch == tr["epochs"] - 1
-        if not last:
-            train.report({"epoch": epoch + 1, **{k: v[-1] for k, v in history.items()}})
-            continue
-        if best_weights is not None:
-            trainer.restore(best_weights)
-        # The result leaves through a checkpoint: rank 0's weights (all replicas hold the
-        # same) and the history, as an NPZ and JSON, never a pickle.
-        with tempfile.TemporaryDirectory() as folder:
-            checkpoint = None
-            if rank == 0:
-                with open(Path(folder) / "weights.npz", "wb") as fh:
-                    np.savez(fh, **{f"w{i}": np.asarray(w, np.float32) for i, w in enumerate(model.get_weights())})
-                (Path(folder) / "history.json").write_text(json.dumps(history))
-                checkpoint = train.Checkpoint.from_directory(folder)
-            train.report({"epoch": epoch + 1, **{k: v[-1] for k, v in history.items()}}, checkpoint=checkpoint)
-        break
+
+def _replica_fit(strategy, rank: int, world: int, fit_rows, val_rows, loop: dict, report):
+    """One replica of local training's ``Model.fit`` under a ``MultiWorkerMirroredStrategy``.
+
+    ``fit_rows`` and ``val_rows``: this replica's (CSR rows, labels). The model, the training
+    step (``fitting.SparseTraining``), the optimizer and the callbacks are local training's,
+    built in the strategy's scope as Keras documents it for several workers: the step adds up
+    the replicas' rows for the loss's mean, the optimizer adds up their gradients (a collective
+    all-reduce), so each replica applies the update one step over the global batch would, and
+    the replicas, which start equal, stay equal. The metrics add up every replica's sums, so
+    each replica sees the same validation loss and early stopping agrees. ``report`` gets each
+    epoch's metrics but the last's. Returns ``(model, history)``, as ``network.fit``.
+
+    The first kernel's gradient is all-reduced dense: vocabulary x units floats a step (40 MB
+    at the defaults), small next to the step on one machine; across a slow network,
+    all-gathering only the rows a batch touched would be the thing to change.
+    """
+    from ..model.network import batch_size_for, build_model, import_keras, seed_everything
+
+    keras, tf = import_keras()
+    from ..model import fitting
+
+    (x, y), (x_val, y_val) = fit_rows, val_rows
+    cfg = loop["config"]
+    tr, md = cfg["train"], cfg["model"]
+    with fitting.deterministic_ops(), fitting.graph_rewrites_off(), strategy.scope():
+        seed_everything(tr["seed"])
+        model = build_model(loop["n_features"], md["units"], md["dropout"], md["l2"], tr["learning_rate"])
+        model.set_weights(loop["initial"])  # the driver's: every replica starts equal
+        # dropout masks differ between replicas, as their rows do
+        training = fitting.training_model(model, cfg, (loop["neg_weight"], loop["pos_weight"]), tr["seed"] + 7919 * rank)
+
+        # Every replica runs the same number of steps (each step all-reduces): enough for the
+        # largest shard; a replica whose rows ran out adds empty batches.
+        sizes = _all_sum(strategy, tf, np.where(np.arange(world) == rank, [[x.shape[0]], [x_val.shape[0]]], 0.0))
+        local_batch = -(-batch_size_for(int(sizes[0].sum()), tr) // world)  # the global batch local training would use
+        rng = np.random.default_rng(tr["seed"] + 1000 * (rank + 1))
+        train_batches = fitting.batches(x, y, local_batch, rng, steps=-(-int(sizes[0].max()) // local_batch))
+        val_steps = max(1, -(-int(sizes[1].max()) // fitting.VALIDATION_BATCH))
+        val_batches = fitting.batches(x_val, y_val, fitting.VALIDATION_BATCH, steps=val_steps)
+
+        def report_epoch(epoch, logs):
+            if not (training.stop_training or epoch == tr["epochs"] - 1):
+                report({"epoch": epoch + 1, **{k: float(logs[k]) for k in fitting.HISTORY_KEYS}})
+
+        result = training.fit(
+            strategy.distribute_datasets_from_function(lambda _: train_batches),
+            validation_data=strategy.distribute_datasets_from_function(lambda _: val_batches),
+            epochs=tr["epochs"],
+            verbose=0,
+            shuffle=False,
+            callbacks=fitting.callbacks(tr, logs=rank == 0, extra=[keras.callbacks.LambdaCallback(on_epoch_end=report_epoch)]),
+        )
+    return model, fitting.history_of(result)
 
 
 def _fit_with_ray_train(fit_rows, val_rows, cfg: dict, n_features: int, initial: list, class_weights, workers: int):
@@ -429,6 +390,9 @@ def _fit_with_ray_train(fit_rows, val_rows, cfg: dict, n_features: int, initial:
     from .runtime import cluster_cpus
 
     ray = import_ray()
+    # The logs a config asks for go where the user pointed, not into a Ray worker's working folder.
+    logs = {key: str(Path(cfg["train"][key]).resolve()) for key in ("tensorboard_dir", "csv_log") if cfg["train"][key]}
+    cfg = {**cfg, "train": {**cfg["train"], **logs}}
     # Fractional CPUs so the workers fit next to Ray Data's tasks on a cluster no larger than
     # them (a laptop); TensorFlow's threads are not bound by Ray's accounting either way.
     cpus = min(1.0, cluster_cpus(ray) / (workers + 1))

@@ -6,6 +6,7 @@ training must give the vocabulary local training fits and a bundle local ``predi
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import os
@@ -192,7 +193,9 @@ def test_train_two_workers_gives_a_bundle_local_predict_loads(ray_local, smoke_m
     # Early stopping on, with a learning rate that overfits the sample within a few epochs: the
     # replicas must agree when to stop, and the bundle must hold the best epoch's weights.
     stopping = ["--set", "train.early_stopping=true", "--set", "train.learning_rate=0.05", "--set", "train.epochs=12"]
-    args = ["train", "--data", str(sample), "--models", str(out), "--config", str(smoke_config), "--engine", "ray", "--workers", "2", "-q", *stopping]
+    # A relative path, as a user gives it: the log is written there, not in a Ray worker's folder.
+    log = ["--set", f"train.csv_log={os.path.relpath(tmp_path / 'log.csv')}"]
+    args = ["train", "--data", str(sample), "--models", str(out), "--config", str(smoke_config), "--engine", "ray", "--workers", "2", "-q", *stopping, *log]
     generated = set(Path(tempfile.gettempdir()).glob("__autograph_generated_file*"))
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -224,6 +227,9 @@ def test_train_two_workers_gives_a_bundle_local_predict_loads(ray_local, smoke_m
     cfg = ray_bundle.config
     assert cfg["train"]["early_stopping"]
     history = json.loads((out / "history.json").read_text())
+    with (tmp_path / "log.csv").open() as fh:
+        logged = list(csv.DictReader(fh))  # Keras' CSVLogger on rank 0, once per epoch
+    assert [float(row["val_loss"]) for row in logged] == pytest.approx(history["val_loss"], rel=1e-6)
     best = int(np.argmin(history["val_loss"]))
     assert len(history["val_loss"]) == summary["epochs_run"] == best + 1 + cfg["train"]["patience"] < cfg["train"]["epochs"]
     assert history["val_loss"][-1] > history["val_loss"][best] * 1.01  # the restore is seen
