@@ -29,7 +29,7 @@ def import_keras():
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # also silences the oneDNN banner
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     # TensorFlow's default CPU allocator returns big buffers to the system and page-faults them
-    # back in on every op: a 14 MB gather took 21 ms with it and 3 ms with the BFC allocator.
+    # back in on every op; the BFC allocator keeps them.
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
     _TENSORFLOW.wait()
     if "keras" not in sys.modules:
@@ -43,9 +43,8 @@ def import_keras():
 
 
 # Keras imports scikit-learn (for its estimator wrappers), Matplotlib (for an image gallery) and pandas
-# (to accept DataFrames) when they are installed: 1.1 s, 0.85 s and 0.3 s of the 5.5 s `import
-# tensorflow` took here (python -X importtime). spamclf uses none of them through Keras, which leaves
-# them out when they are missing.
+# (to accept DataFrames) when they are installed, a large share of `import tensorflow`. spamclf uses
+# none of them through Keras, which leaves them out when they are missing.
 _NOT_FOR_KERAS = ("sklearn", "matplotlib", "pandas")
 
 
