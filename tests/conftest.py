@@ -47,3 +47,18 @@ def smoke_summary(smoke_models) -> dict:
 def run_python(code: str) -> str:
     """Run ``code`` in a fresh interpreter (a clean ``sys.modules``) and return what it printed."""
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def sample_split(epochs: int):
+    """The smoke config with ``epochs``, and the sample's TF-IDF rows split 80/20 for fitting and
+    validation: ``(cfg, x_fit, y_fit, x_val, y_val)``, for tests that call the network's ``fit``."""
+    from spamclf.config import load_config
+    from spamclf.mail.extract import ExtractOptions
+    from spamclf.mail.labelled import load_labelled, stratified_split
+    from spamclf.model.features import TfidfFeatures
+
+    cfg = load_config(SMOKE, [f"train.epochs={epochs}"])
+    data = load_labelled([str(SAMPLE)], ExtractOptions.from_config(cfg), progress=False)
+    x = TfidfFeatures.from_config(cfg).fit_transform(data.texts)
+    fit_idx, val_idx = stratified_split(data.y, 0.2, 42)
+    return cfg, x[fit_idx], data.y[fit_idx], x[val_idx], data.y[val_idx]

@@ -12,22 +12,15 @@ import pytest
 from click.testing import CliRunner
 
 from spamclf.cli import main
-from spamclf.config import load_config
-from spamclf.mail.labelled import load_labelled, stratified_split
-from spamclf.mail.extract import ExtractOptions
-from spamclf.model.features import TfidfFeatures
+from conftest import sample_split
 from spamclf.model.network import fit, import_keras
 
 keras, _ = import_keras()
 
 
 @pytest.fixture(scope="module")
-def split(sample, smoke_config):
-    cfg = load_config(smoke_config, ["train.epochs=3"])
-    data = load_labelled([str(sample)], ExtractOptions.from_config(cfg), progress=False)
-    x = TfidfFeatures.from_config(cfg).fit_transform(data.texts)
-    fit_idx, val_idx = stratified_split(data.y, 0.2, 42)
-    return cfg, x[fit_idx], data.y[fit_idx], x[val_idx], data.y[val_idx]
+def split():
+    return sample_split(epochs=3)
 
 
 def _train(cfg: dict, **keys) -> dict:

@@ -5,22 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import sample_split
 from spamclf.config import MAX_WEIGHTS, load_config
-from spamclf.mail.labelled import load_labelled, stratified_split
+from spamclf.mail.labelled import load_labelled
 from spamclf.mail.extract import ExtractOptions
-from spamclf.model.features import TfidfFeatures
 from spamclf.errors import ConfigError, TrainingError
 from spamclf.model.network import build_model, dense_weights, fit, keras_predict, load_model
 from spamclf.model.scorer import forward
 
 
 @pytest.fixture(scope="module")
-def split(sample, smoke_config):
-    cfg = load_config(smoke_config, ["train.epochs=4"])
-    data = load_labelled([str(sample)], ExtractOptions.from_config(cfg), progress=False)
-    x = TfidfFeatures.from_config(cfg).fit_transform(data.texts)
-    fit_idx, val_idx = stratified_split(data.y, 0.2, 42)
-    return cfg, x[fit_idx], data.y[fit_idx], x[val_idx], data.y[val_idx]
+def split():
+    return sample_split(epochs=4)
 
 
 @pytest.fixture(scope="module")
