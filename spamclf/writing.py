@@ -55,6 +55,29 @@ def writer_is_gone(pid: int) -> bool:
     return False
 
 
+def fsync_file(path: Path) -> None:
+    """Flush a written file to disk before it is renamed into place."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (the renames in it) to disk, where the file system can."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot fsync a folder; the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -128,23 +151,12 @@ class OutputFiles:
     def _commit(self) -> None:
         for tmp, final in self._staged:
             self._current = final
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_file(tmp)
         for tmp, final in self._staged:
             self._current = final
             os.replace(tmp, final)
         self._staged = []
-        try:  # the renames themselves survive a power cut
-            fd = os.open(self.folder, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError:  # some file systems cannot fsync a folder; the files are in place all the same
-            pass
+        fsync_folder(self.folder)  # the renames themselves survive a power cut
 
     def _remove_stale(self, name: str) -> None:
         prefix = f".{name}.tmp-"

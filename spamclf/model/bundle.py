@@ -58,7 +58,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import BundleError, OutputError
-from ..writing import writer_is_gone
+from ..writing import fsync_file, fsync_folder, writer_is_gone
 from .features import MAX_TOKEN_CHARS, TfidfFeatures
 from .bundle_checks import (
     MAX_CONFIG_BYTES,
@@ -251,25 +251,8 @@ def _renameat2(src: Path, dst: Path, flags: int) -> bool:
 def _fsync_tree(folder: Path) -> None:
     """Flush every file and the folder itself, so the renamed bundle survives a power cut whole."""
     for child in folder.iterdir():
-        fd = os.open(child, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some file systems cannot fsync a folder; the rename is still atomic
-        pass
-    finally:
-        os.close(fd)
+        fsync_file(child)
+    fsync_folder(folder)
 
 
 def _remove_bundle_folder(folder: Path) -> None:
@@ -411,7 +394,7 @@ def write_bundle(target: str | Path, fill: Callable[[Path], None], force: bool =
         check_replaceable(target, force)  # another writer may have finished meanwhile
         _install(tmp, target)
         installed = True
-        _fsync_dir(target.parent)
+        fsync_folder(target.parent)
     finally:
         if not installed and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)  # our own folder, holding only what ``fill`` wrote
