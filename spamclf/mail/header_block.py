@@ -51,3 +51,32 @@ def rename_forged(header: bytes, prefix: str) -> bytes:
     forged = re.compile(rb"(?<![^\r\n])" + wanted + rb"(?=[\x21-\x39\x3b-\x7e]*[ \t]*:)", re.IGNORECASE)
     renamed = FORGED_PREFIX.encode("ascii") + (prefix[2:] if prefix[:2].lower() == "x-" else prefix).encode("ascii") + b"-"
     return forged.sub(lambda _: renamed, header)
+
+
+def _own_field(prefix: str) -> re.Pattern:
+    """A field of the header block named ``prefix-*`` or its ``X-Forged-`` rename, with its folded lines."""
+    renamed = FORGED_PREFIX + (prefix[2:] if prefix[:2].lower() == "x-" else prefix)
+    names = b"|".join(re.escape((p + "-").encode("ascii")) for p in (prefix, renamed))
+    return re.compile(rb"(?:(?<=\n)|(?<=\r)|^)(?:" + names + rb")[\x21-\x39\x3b-\x7e]*[ \t]*:[^\r\n]*(?:\r\n|\n|\r)?(?:[ \t][^\r\n]*(?:\r\n|\n|\r)?)*", re.IGNORECASE)
+
+
+def strip_own_headers(raw: bytes, prefix: str = DEFAULT_PREFIX) -> bytes:
+    """``raw`` without the fields filter mode adds (``X-Spam-*``) or renames (``X-Forged-Spam-*``) in its
+    header block, folded lines included: a message learns the same whether or not it was filtered first."""
+    cut = header_end(raw)
+    return _own_field(prefix).sub(b"", raw[:cut]) + raw[cut:]
+
+
+_MESSAGE_ID = re.compile(rb"(?:^|\n)message-id[ \t]*:[ \t]*(?:\r?\n[ \t]+)?([^\r\n]*)", re.IGNORECASE)
+
+
+def message_key(raw: bytes) -> str:
+    """A message's identity for learning: its Message-ID (if any) and the SHA-256 of its body (what follows
+    the header block), both of ``strip_own_headers(raw)``: re-delivered or filtered copies share it."""
+    import hashlib
+
+    raw = strip_own_headers(raw)
+    cut = header_end(raw)
+    found = _MESSAGE_ID.search(raw[:cut])
+    message_id = found.group(1).strip().decode("ascii", "replace") if found else ""
+    return f"{message_id} {hashlib.sha256(raw[cut:]).hexdigest()}"
