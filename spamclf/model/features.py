@@ -383,6 +383,16 @@ class TfidfFeatures:
         new = np.fromiter((bool(STRUCTURE_TOKEN.match(t)) for t in terms), dtype=bool, count=len(terms))
         self._structure = np.concatenate([self._structure, new])
 
+    def replace(self, columns: np.ndarray, terms: Sequence[str], idf: np.ndarray) -> None:
+        """Put ``terms`` (not in the vocabulary) in place of the terms of ``columns``, with their IDF weights."""
+        for col, term in zip(columns, terms):
+            del self._index[self.vocabulary_[col]]
+            self.vocabulary_[col] = term
+            self._index[term] = int(col)
+        self.idf_ = self.idf_.copy()  # a loaded bundle's IDF is a read-only view of its bytes
+        self.idf_[columns] = idf
+        self._structure[columns] = [bool(STRUCTURE_TOKEN.match(t)) for t in terms]
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "vocabulary_"):
             raise RuntimeError("TfidfFeatures is not fitted: call fit() or load() first")
