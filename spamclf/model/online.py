@@ -12,13 +12,17 @@ fit on, and what each online step replays (docs/learning.md has the design and i
 - **Online steps.** Each learned message is worth ``learn.steps`` Keras gradient steps, on a batch
   of the new messages (up to 32 at a time) and ``learn.replay`` stored ones drawn half from each class
   (``online_fitting``: a sparse gradient for the first kernel, a lazy Adam on its touched rows).
+  A message the network already scores within ``learn.margin`` of its label takes no step (it is
+  stored, and refits fit it): most of a stream's messages, once the filter knows its mail.
 - **Eviction.** With every row taken, a new term takes the row of the feature that the fewest
   stored messages hold, once more messages hold the new one; that row starts again from zero.
 - **Refits.** When the store has grown by ``learn.refit_growth`` since the last refit (the first
   at ``learn.first_refit`` messages), the vocabulary
   is selected again from the store (leaving ``learn.headroom`` of the rows free), the IDF
   recomputed, and the network fitted from scratch with ``network.fit``, as ``train`` does.
-- **An empty filter labels nothing spam**: until the store holds both classes, every score is 0.
+- **An empty filter labels nothing spam**: until it has learned some spam, every score is 0. Until it
+  has learned some ham, each step also trains a message of no known term as ham: only what the
+  learned spam holds makes a message spam, as with bogofilter's unknown-token default.
 
 The TF-IDF rows of a stored message are built from its stored counts exactly as ``transform``
 builds them from its text, so replayed, refitted and scored rows agree. TensorFlow is imported
@@ -28,7 +32,6 @@ only when the network changes (``online_fitting``): scoring stays NumPy.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import time
@@ -40,7 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import BundleError, ConfigError, DataError, OutputError, UsageError
-from .features import TfidfFeatures, select_vocabulary
+from .features import TfidfFeatures, merge_counted, select_vocabulary
 
 LOCK_SUFFIX = ".lock"
 
@@ -180,6 +183,14 @@ class Store:
         store.df[: len(store.terms)] = np.bincount(x.indices, minlength=len(store.terms))[: len(store.terms)]
         store.state = dict(state or {})
         return store
+
+    @classmethod
+    def from_counted(cls, parts: Sequence, keys: Sequence[str], labels, state: dict | None = None) -> "Store":
+        """The store of training's examples, from the term counts ``count_labelled`` made batch by batch
+        (``features.CountedTerms``): one example per key, the first where two messages share one."""
+        terms, x = merge_counted(parts)
+        first = sorted({key: i for i, key in reversed(list(enumerate(keys)))}.values())
+        return cls.from_parts(list(terms), [keys[i] for i in first], np.asarray(labels)[first], x[first], state)
 
     @classmethod
     def from_bundle(cls, store_bytes: dict[str, bytes], folder) -> "Store":
@@ -515,11 +526,3 @@ def _max_df(config: dict, n_docs: int) -> float:
     return df_bounds(config["features"], n_docs)[1]
 
 
-def message_key_of(item) -> str:
-    """The store key of a read Item: ``message_key`` of its bytes, or for an already extracted text (a
-    preprocessed file's row) the SHA-256 of that text."""
-    from ..mail.header_block import message_key
-
-    if item.raw is not None:
-        return message_key(item.raw)
-    return "text " + hashlib.sha256(item.text.encode("utf-8", "surrogateescape")).hexdigest()

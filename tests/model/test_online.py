@@ -320,3 +320,15 @@ def test_a_save_killed_midway_leaves_the_old_bundle_whole(learned, tmp_path):
     assert load_bundle(folder).bundle_id == before
     clf = spamclf.load(folder)
     assert clf.learn([b"Subject: killed\n\nkilled while saving"], "spam")["learned"] == 1  # it was never saved
+
+
+def test_train_keeps_its_examples_so_learn_forget_and_relearn_cover_them(smoke_models, sample, tmp_path):
+    folder = copy_of(smoke_models, tmp_path)
+    doc = json.loads((folder / STORE_INDEX_FILE).read_text())
+    trained = json.loads((folder / "metadata.json").read_text())["data"]["messages"]
+    assert len(doc["keys"]) == trained and doc["state"]["trained"] and not doc["state"].get("partial")
+    clf = spamclf.load(folder)
+    spam = str(sorted((sample / "spam").iterdir())[0])
+    assert clf.learn([spam], "spam")["unchanged"] == 1  # training learned it already
+    assert clf.forget([spam]) == {"forgotten": 1, "unknown": 0, "errors": []}  # and the network is refitted without it
+    assert len(clf._learner.store) == trained - 1 and clf._learner.store.state["refits"] == 1
