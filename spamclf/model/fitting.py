@@ -180,7 +180,11 @@ class SparseTraining(keras.Model):
         # TensorFlow's CSR kernels kill the process (SIGFPE) on a matrix of no rows, which a Ray
         # replica whose rows ran out passes: an empty row stands in for none.
         shape = tf.stack([tf.maximum(n_rows, 1), self.n_features])
-        h = csr_matmul(indices, values, shape, self.dense[0].kernel.value)[:n_rows] + self.dense[0].bias.value
+        return self.from_first_product(csr_matmul(indices, values, shape, self.dense[0].kernel.value)[:n_rows], training)
+
+    def from_first_product(self, h, training: bool):
+        """Logits from the first layer's product ``sparse @ kernel``: its bias, then the Dense stack's arithmetic."""
+        h = h + self.dense[0].bias.value
         for i, layer in enumerate(self.dense):
             if i:
                 h = tf.matmul(h, layer.kernel.value) + layer.bias.value

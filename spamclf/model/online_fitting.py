@@ -47,16 +47,7 @@ class OnlineTraining(SparseTraining):
         indices, values, n_rows, touched = inputs
         rows = tf.gather(self.dense[0].kernel.value, touched)  # its gradient: IndexedSlices of ``touched``
         shape = tf.stack([tf.maximum(n_rows, 1), tf.cast(tf.shape(touched)[0], tf.int64)])
-        h = csr_matmul(indices, values, shape, rows)[:n_rows] + self.dense[0].bias.value
-        for i, layer in enumerate(self.dense):
-            if i:
-                h = tf.matmul(h, layer.kernel.value) + layer.bias.value
-            if i < len(self.dense) - 1:
-                h = tf.nn.relu(h)
-                if training and self.dropout:
-                    seed = tf.stack([tf.cast(self.seed, tf.int64), tf.cast(self.optimizer.iterations, tf.int64) * 16 + i])
-                    h = tf.nn.experimental.stateless_dropout(h, self.dropout, seed=seed)
-        return h[:, 0]
+        return self.from_first_product(csr_matmul(indices, values, shape, rows)[:n_rows], training)
 
     def train_step(self, data):
         x, y = data[0], data[1]  # train_on_batch adds a sample weight of None
