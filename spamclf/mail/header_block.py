@@ -51,3 +51,48 @@ def rename_forged(header: bytes, prefix: str) -> bytes:
     forged = re.compile(rb"(?<![^\r\n])" + wanted + rb"(?=[\x21-\x39\x3b-\x7e]*[ \t]*:)", re.IGNORECASE)
     renamed = FORGED_PREFIX.encode("ascii") + (prefix[2:] if prefix[:2].lower() == "x-" else prefix).encode("ascii") + b"-"
     return forged.sub(lambda _: renamed, header)
+
+
+def _own_field(prefix: str) -> re.Pattern:
+    """A header line that is one of ours (``prefix-...:``) or the forged one renamed (``X-Forged-...:``)."""
+    forged = FORGED_PREFIX + (prefix[2:] if prefix[:2].lower() == "x-" else prefix)
+    names = b"|".join(re.escape((name + "-").encode("ascii")) for name in (prefix, forged))
+    return re.compile(rb"(?:" + names + rb")[\x21-\x39\x3b-\x7e]*[ \t]*:", re.IGNORECASE)
+
+
+def strip_own_headers(raw: bytes, prefix: str = DEFAULT_PREFIX) -> bytes:
+    """``raw`` without the fields filter mode adds (``X-Spam-*``) or renames (``X-Forged-Spam-*``),
+    their folded continuation lines included: a message learns the same whether it was filtered or not.
+
+    Only the header block changes; every other byte stays as it was.
+    """
+    cut = header_end(raw)
+    own = _own_field(prefix)
+    kept, dropping = [], False
+    for line in raw[:cut].splitlines(keepends=True):
+        if dropping and line[:1] in (b" ", b"\t"):
+            continue
+        dropping = own.match(line) is not None
+        if not dropping:
+            kept.append(line)
+    return b"".join(kept) + raw[cut:]
+
+
+_MESSAGE_ID = re.compile(rb"message-id[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE)
+
+
+def message_key(raw: bytes, prefix: str = DEFAULT_PREFIX) -> str:
+    """A message's identity for learning: its Message-ID with the SHA-256 of its body, or, without a
+    Message-ID, the SHA-256 of the whole message; our own header fields removed and line endings read
+    as LF first. 32 hex digits."""
+    import hashlib
+
+    raw = strip_own_headers(raw, prefix).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    cut = header_end(raw)
+    header, body = raw[:cut], raw[cut:]
+    found = next((m for m in _MESSAGE_ID.finditer(header) if m.start() == 0 or header[m.start() - 1 : m.start()] == b"\n"), None)
+    if found is not None and found.group(1).split():
+        what = b"message-id " + b" ".join(found.group(1).split()) + b"\n" + hashlib.sha256(body).digest()
+    else:
+        what = b"message " + header.rstrip(b"\n") + b"\n" + body
+    return hashlib.sha256(what).hexdigest()[:32]
