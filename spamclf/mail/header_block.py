@@ -54,29 +54,45 @@ def rename_forged(header: bytes, prefix: str) -> bytes:
 
 
 def _own_field(prefix: str) -> re.Pattern:
-    """A field of the header block named ``prefix-*`` or its ``X-Forged-`` rename, with its folded lines."""
-    renamed = FORGED_PREFIX + (prefix[2:] if prefix[:2].lower() == "x-" else prefix)
-    names = b"|".join(re.escape((p + "-").encode("ascii")) for p in (prefix, renamed))
-    return re.compile(rb"(?:(?<=\n)|(?<=\r)|^)(?:" + names + rb")[\x21-\x39\x3b-\x7e]*[ \t]*:[^\r\n]*(?:\r\n|\n|\r)?(?:[ \t][^\r\n]*(?:\r\n|\n|\r)?)*", re.IGNORECASE)
+    """A header line that is one of ours (``prefix-...:``) or the forged one renamed (``X-Forged-...:``)."""
+    forged = FORGED_PREFIX + (prefix[2:] if prefix[:2].lower() == "x-" else prefix)
+    names = b"|".join(re.escape((name + "-").encode("ascii")) for name in (prefix, forged))
+    return re.compile(rb"(?:" + names + rb")[\x21-\x39\x3b-\x7e]*[ \t]*:", re.IGNORECASE)
 
 
 def strip_own_headers(raw: bytes, prefix: str = DEFAULT_PREFIX) -> bytes:
-    """``raw`` without the fields filter mode adds (``X-Spam-*``) or renames (``X-Forged-Spam-*``) in its
-    header block, folded lines included: a message learns the same whether or not it was filtered first."""
+    """``raw`` without the fields filter mode adds (``X-Spam-*``) or renames (``X-Forged-Spam-*``),
+    their folded continuation lines included: a message learns the same whether it was filtered or not.
+
+    Only the header block changes; every other byte stays as it was.
+    """
     cut = header_end(raw)
-    return _own_field(prefix).sub(b"", raw[:cut]) + raw[cut:]
+    own = _own_field(prefix)
+    kept, dropping = [], False
+    for line in raw[:cut].splitlines(keepends=True):
+        if dropping and line[:1] in (b" ", b"\t"):
+            continue
+        dropping = own.match(line) is not None
+        if not dropping:
+            kept.append(line)
+    return b"".join(kept) + raw[cut:]
 
 
-_MESSAGE_ID = re.compile(rb"(?:^|\n)message-id[ \t]*:[ \t]*(?:\r?\n[ \t]+)?([^\r\n]*)", re.IGNORECASE)
+_MESSAGE_ID = re.compile(rb"message-id[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE)
 
 
-def message_key(raw: bytes) -> str:
-    """A message's identity for learning: its Message-ID (if any) and the SHA-256 of its body (what follows
-    the header block), both of ``strip_own_headers(raw)``: re-delivered or filtered copies share it."""
+def message_key(raw: bytes, prefix: str = DEFAULT_PREFIX) -> str:
+    """A message's identity for learning: its Message-ID with the SHA-256 of its body, or, without a
+    Message-ID, the SHA-256 of the whole message; our own header fields removed and line endings read
+    as LF first. 32 hex digits."""
     import hashlib
 
-    raw = strip_own_headers(raw)
+    raw = strip_own_headers(raw, prefix).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     cut = header_end(raw)
-    found = _MESSAGE_ID.search(raw[:cut])
-    message_id = found.group(1).strip().decode("ascii", "replace") if found else ""
-    return f"{message_id} {hashlib.sha256(raw[cut:]).hexdigest()}"
+    header, body = raw[:cut], raw[cut:]
+    found = next((m for m in _MESSAGE_ID.finditer(header) if m.start() == 0 or header[m.start() - 1 : m.start()] == b"\n"), None)
+    if found is not None and found.group(1).split():
+        what = b"message-id " + b" ".join(found.group(1).split()) + b"\n" + hashlib.sha256(body).digest()
+    else:
+        what = b"message " + header.rstrip(b"\n") + b"\n" + body
+    return hashlib.sha256(what).hexdigest()[:32]
