@@ -484,6 +484,71 @@ def _predict_on_ray(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain
         ctx.exit(3)
 
 
+@main.command(context_settings=CONTEXT)
+@click.option("--models", "models_dir", required=True, type=click.Path(file_okay=False), help="Models directory to learn into (created when there is none).")
+@click.argument("inputs", nargs=-1, metavar="INPUT...")
+@click.option("--spam", "spam", is_flag=True, help="Learn the messages as spam.")
+@click.option("--ham", "ham", is_flag=True, help="Learn the messages as ham.")
+@click.option("--forget", is_flag=True, help="Remove what was learned from the messages instead.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(0.0),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait while another process changes the models directory; then exit 3.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
+@config_options
+@quiet_option
+def learn(models_dir, inputs, spam, ham, forget, wait, as_json, config_path, overrides, quiet):
+    """Learn messages as spam or ham from your corrections, one message or a mailbox at a time.
+
+    Takes the same inputs as 'predict': files, folders, Maildir/MH, mbox, compressed files,
+    tables, and '-' for one message on stdin (what a mail client's "mark as spam" pipes in).
+    With no bundle at --models, starts an empty one there (--config/--set choose its config).
+    A message learned again with the same label is unchanged; with the other label it is moved
+    (relabelled). spamclf's own X-Spam-* headers are ignored. --forget removes messages.
+
+    Prints '12 learned, 1 relabelled, 3 unchanged, 0 failed' on stderr. Exit status 0, or 3
+    when an input could not be read (the others are learned), the models directory cannot be
+    used, or another process held it longer than --wait.
+
+    \b
+    Example:
+      spamclf learn --models ~/.spamclf/models --spam - < message.eml
+      spamclf learn --models ~/.spamclf/models --ham ~/Mail/inbox/cur/1701234567.M1P2.host
+      spamclf learn --models ~/.spamclf/models --spam ~/Maildir/.Junk
+      spamclf learn --models ~/.spamclf/models --forget wrongly-learned.eml
+    """
+    from .commands.learn import format_summary, learn_inputs
+
+    from .mail.sources import SkipLog
+
+    if spam and ham:
+        raise UsageError("give one label: --spam or --ham, not both")
+    if forget and (spam or ham):
+        raise UsageError("--forget takes no label: give --forget alone, or --spam or --ham to learn")
+    if not (spam or ham or forget):
+        raise UsageError("give a label: --spam or --ham (or --forget)")
+    if as_json and sys.stdout is None:
+        raise SpamclfError("stdout is closed: the JSON summary has nowhere to go")
+    label = "spam" if spam else "ham" if ham else None
+    skips = SkipLog()
+    summary = learn_inputs(
+        models_dir, inputs, label, forget, wait, config=config_path, overrides=overrides, progress=not quiet, skips=skips
+    )
+    for note in summary.pop("notes"):
+        click.echo(f"note: {printable(note)}", err=True)
+    for row in summary["errors"]:
+        echo_error(f"{row['path']}: {row['error']}")
+    click.echo(format_summary(summary) + (f", {skips.summary()}" if skips.skipped else ""), err=True)
+    if as_json:
+        emit(json.dumps(summary))
+    if summary["failed"]:
+        sys.exit(3)
+
+
 @main.command("inspect", context_settings=CONTEXT)
 @click.option("--models", "models_dir", required=True, type=click.Path(), help="Models directory to describe.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
