@@ -330,3 +330,70 @@ def test_a_killed_learn_leaves_the_previous_bundle(models, when):
     assert after.exit_code == 0, after.stderr
     assert len(stored_keys(models)) == 26
     assert work_folders(models) == []  # the killed writer's folder is cleaned up
+
+
+# --- the recipes of docs/learning-recipes.md -------------------------------------------------------
+
+EXAMPLES = ROOT / "configs" / "mail"
+RECIPES = (ROOT / "docs" / "learning-recipes.md").read_text(encoding="utf-8")
+BIN = str(Path(sys.executable).parent)
+
+
+@pytest.mark.parametrize("name", ["procmailrc-learn", "spamclf-learn-junk"])
+def test_the_recipes_shown_are_the_files_tested(name):
+    assert (EXAMPLES / name).read_text() in RECIPES
+
+
+def maildir(path: Path) -> Path:
+    for sub in ("cur", "new", "tmp"):
+        (path / sub).mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.mark.skipif(shutil.which("procmail") is None, reason="procmail is not installed")
+def test_procmail_rule_files_and_learns_mail_to_the_trap(models, tmp_path):
+    home = tmp_path / "home"
+    (home / ".spamclf").mkdir(parents=True)
+    shutil.move(models, home / ".spamclf" / "models")
+    models = home / ".spamclf" / "models"
+    before = len(stored_keys(models))
+    rc = home / "procmailrc"
+    # procmail takes HOME from the password file, not the environment: spell it out.
+    text = (EXAMPLES / "procmailrc-learn").read_text().replace("$HOME", str(home))
+    rc.write_text(f"SHELL=/bin/sh\nPATH={BIN}:/usr/bin:/bin\nMAILDIR={home}/Mail\nDEFAULT={home}/Mail/inbox/\n" + text)
+    (home / "Mail").mkdir()
+    env = {**os.environ, "HOME": str(home), "PATH": f"{BIN}:/usr/bin:/bin"}
+    from_line, rest = HAM[90].read_bytes().split(b"\n", 1)
+    trapped = from_line + b"\nCc: trap@example.org\n" + rest  # a ham's words, sent to the trap too
+    for raw in (trapped, HAM[91].read_bytes()):
+        proc = subprocess.run(["procmail", "-m", str(rc)], input=raw, env=env, capture_output=True, cwd=home)
+        assert proc.returncode == 0, proc.stderr
+    [filed] = [p.read_bytes() for p in (home / "Mail" / "spam" / "new").iterdir()]
+    assert b"\nX-Spam-Flag: " in filed and filed.endswith(rest.split(b"\n\n", 1)[1])  # filtered, then filed
+    [inbox] = [p.read_bytes() for p in (home / "Mail" / "inbox" / "new").iterdir()]
+    assert inbox.endswith(HAM[91].read_bytes().split(b"\n\n", 1)[1])
+    assert len(stored_keys(models)) == before + 1  # the trapped one was learned, the other not
+    # ... as spam, and as the message that came (its X-Spam-* headers ignored)
+    assert counts(learn(models, "--spam", "-", input=trapped)) == (0, 0, 1, 0)
+
+
+def test_cron_script_learns_the_junk_folder_and_moves_it_on(models, tmp_path):
+    junk = maildir(tmp_path / "Maildir" / ".Junk")
+    for i, path in enumerate(SPAM[110:113]):
+        shutil.copy(path, junk / ("new" if i else "cur") / f"{i}.host:2,S")
+    env = {
+        **os.environ, "SPAMCLF_MODELS": str(models), "JUNK": str(junk), "SPAMCLF": SPAMCLF,
+        "STAGE": str(tmp_path / "Maildir" / ".Junk.learning"), "DONE": str(tmp_path / "Maildir" / ".Junk.learned"),
+    }
+    script = str(EXAMPLES / "spamclf-learn-junk")
+    proc = subprocess.run(["sh", script], env=env, capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    assert len(stored_keys(models)) == 19
+    assert sorted(p.name for p in (tmp_path / "Maildir" / ".Junk.learned" / "cur").iterdir()) == ["0.host:2,S", "1.host:2,S", "2.host:2,S"]
+    assert not any((junk / "cur").iterdir()) and not any((junk / "new").iterdir())
+    assert subprocess.run(["sh", script], env=env, capture_output=True).returncode == 0  # nothing new: nothing to do
+
+    shutil.copy(SPAM[113], junk / "new" / "3.host")
+    (models / "manifest.json").write_text("{}")  # broken: the run fails, the message stays staged
+    assert subprocess.run(["sh", script], env=env, capture_output=True).returncode == 3
+    assert [p.name for p in (tmp_path / "Maildir" / ".Junk.learning" / "cur").iterdir()] == ["3.host"]
