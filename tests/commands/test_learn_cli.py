@@ -106,6 +106,18 @@ def test_learning_from_nothing_again_and_with_the_other_label(tmp_path):
     assert bundle_id(models) != doc["bundle_id"]
 
 
+def test_a_filter_that_learned_one_class_labels_nothing_spam_from_disk_too(tmp_path):
+    models = tmp_path / "models"
+    assert counts(learn(models, "--spam", SPAM[0])) == (1, 0, 0, 0)
+    rows = run("predict", "--models", models, "--format", "jsonl", *SPAM[1:20], *HAM[:20])
+    assert {json.loads(line)["score"] for line in rows.stdout.splitlines()} == {0.0}  # as in the process that learned
+    filtered = subprocess.run([SPAMCLF, "predict", "--models", str(models), "-"], input=SPAM[1].read_bytes(), capture_output=True)
+    assert filtered.returncode == 1 and b"\nX-Spam-Flag: NO\n" in filtered.stdout
+    assert counts(learn(models, "--ham", HAM[0])) == (1, 0, 0, 0)
+    rows = run("predict", "--models", models, "--format", "jsonl", *SPAM[1:20], *HAM[:20])
+    assert 0.0 not in {json.loads(line)["score"] for line in rows.stdout.splitlines()}
+
+
 def test_json_summary_keys(tmp_path):
     result = learn(tmp_path / "m", "--ham", HAM[0], "--json", "-q")
     doc = json.loads(result.stdout)  # exactly one JSON object on stdout
