@@ -92,6 +92,7 @@ def figures(y, scores, verdicts: list[str], seconds: list[float]) -> dict:
         "roc_auc": auc,
         "one_minus_roca_pct": 100.0 * (1.0 - auc),
         "lam_pct": 100.0 * lam(y, is_spam),
+        "lam_pct_at_half": 100.0 * lam(y, np.asarray(scores, dtype=float) >= 0.5),  # beside bogofilter's 0.99 cutoff
         "false_positives": int((is_spam & ~y).sum()),
         "false_negatives": int((~is_spam & y).sum()),
         "fpr": float((is_spam & ~y).sum() / n_ham) if n_ham else float("nan"),
@@ -313,7 +314,7 @@ def run_one(flt, work: Path, paths: list[Path], labels: np.ndarray, start: str, 
     t0 = time.perf_counter()
     flt.close()
     out = figures(labels[n_start:], scores, verdicts, seconds)
-    out.update(start_messages=n_start, start_s=start_s, close_s=time.perf_counter() - t0)
+    out.update(start_messages=n_start, start_s=start_s, close_s=time.perf_counter() - t0, first_message_s=seconds[0] if seconds else None)
     _log(f"{tag} {flt.name}: (1-ROCA)% {out['one_minus_roca_pct']:.4f}, lam% {out['lam_pct']:.3f}, FPR {out['fpr']:.4f}, "
          f"FNR {out['fnr']:.4f}, {out['ms_per_message']:.2f} ms/message")  # fmt: skip
     return out
@@ -422,15 +423,16 @@ def render(doc: dict) -> str:
     for tag, results in doc["runs"].items():
         order, start = tag.split("/")
         info = doc["streams"][order]
-        rows = []
+        rows, errors = [], []
         bogo = results.get("bogofilter", {}).get("total_s")
         for name, r in results.items():
             if "error" in r:
-                rows.append([name, "error: " + r["error"], *[""] * 9])
+                rows.append([name, "error", *[""] * 10])
+                errors.append(f"{name}: {r['error']}")
                 continue
             ratio = f"{r['total_s'] / bogo:.2f}" if bogo and start != "batch" else ""
             rows.append([
-                name, f"{r['one_minus_roca_pct']:.4f}", f"{r['lam_pct']:.3f}", f"{r['fpr']:.4f}", f"{r['fnr']:.4f}",
+                name, f"{r['one_minus_roca_pct']:.4f}", f"{r['lam_pct']:.3f}", f"{r['lam_pct_at_half']:.3f}", f"{r['fpr']:.4f}", f"{r['fnr']:.4f}",
                 f"{r['false_positives']}/{r['false_negatives']}", r["unsure"], f"{r['ms_per_message']:.2f}", f"{r['total_s']:.1f}", ratio,
                 f"{r['start_s']:.1f}",
             ])  # fmt: skip
@@ -438,7 +440,8 @@ def render(doc: dict) -> str:
                 "batch": "batch baseline: trained on the first 20%, no learning"}[start]  # fmt: skip
         n = next((r["messages"] for r in results.values() if "messages" in r), 0)
         out.append(f"== {order} order ({info['messages']} messages), {what}; figures over {n} messages ==")
-        out.append(table(rows, ["filter", "(1-ROCA)%", "lam%", "FPR", "FNR", "FP/FN", "unsure", "ms/msg", "total s", "x bogofilter", "start s"]))
+        out.append(table(rows, ["filter", "(1-ROCA)%", "lam%", "lam% @0.5", "FPR", "FNR", "FP/FN", "unsure", "ms/msg", "total s", "x bogofilter", "start s"]))
+        out.extend(errors)
         out.append("")
     cli = doc.get("cli")
     if cli:
