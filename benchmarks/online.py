@@ -292,32 +292,59 @@ def _log(msg: str) -> None:
     print(f"[online] {msg}", file=sys.stderr, flush=True)
 
 
-def run_one(flt, work: Path, paths: list[Path], labels: np.ndarray, start: str, tag: str) -> dict:
-    """One filter over one stream from one start: the figures over the messages after the start."""
+def run_all(flts: list, work: Path, paths: list[Path], labels: np.ndarray, start: str, tag: str) -> dict:
+    """The filters over one stream from one start, taking turns message by message (so that a change in
+    what else the machine does lands on all of them alike): the figures over the messages after the
+    start, per filter name. A filter that fails is dropped with its error; the others go on."""
     n_start = int(len(paths) * STARTS[start])
     learning = start != "batch"
-    t0 = time.perf_counter()
-    flt.start(work, paths[:n_start], labels[:n_start])
-    start_s = time.perf_counter() - t0
-    scores, verdicts, seconds = [], [], []
+    runs: dict = {}
+    for flt in flts:
+        _log(f"{tag} {flt.name}: starting")
+        t0 = time.perf_counter()
+        try:
+            flt.start(work, paths[:n_start], labels[:n_start])
+        except Exception as exc:
+            runs[flt.name] = {"error": _error(exc)}
+            continue
+        runs[flt.name] = {"flt": flt, "start_s": time.perf_counter() - t0, "scores": [], "verdicts": [], "seconds": []}
+    live = [r for r in runs.values() if "flt" in r]
     rest = range(n_start, len(paths))
     for k, i in enumerate(rest, 1):
-        t0 = time.perf_counter()
-        score, verdict = flt.score(paths[i])
-        if learning:
-            flt.learn(paths[i], int(labels[i]))
-        seconds.append(time.perf_counter() - t0)
-        scores.append(score)
-        verdicts.append(verdict)
+        for r in list(live):
+            t0 = time.perf_counter()
+            try:
+                score, verdict = r["flt"].score(paths[i])
+                if learning:
+                    r["flt"].learn(paths[i], int(labels[i]))
+            except Exception as exc:
+                r["error"] = _error(exc)
+                live.remove(r)
+                continue
+            r["seconds"].append(time.perf_counter() - t0)
+            r["scores"].append(score)
+            r["verdicts"].append(verdict)
         if k % 1000 == 0:
-            _log(f"{tag} {flt.name}: {k}/{len(rest)}, {1000 * sum(seconds) / k:.1f} ms/message")
-    t0 = time.perf_counter()
-    flt.close()
-    out = figures(labels[n_start:], scores, verdicts, seconds)
-    out.update(start_messages=n_start, start_s=start_s, close_s=time.perf_counter() - t0, first_message_s=seconds[0] if seconds else None)
-    _log(f"{tag} {flt.name}: (1-ROCA)% {out['one_minus_roca_pct']:.4f}, lam% {out['lam_pct']:.3f}, FPR {out['fpr']:.4f}, "
-         f"FNR {out['fnr']:.4f}, {out['ms_per_message']:.2f} ms/message")  # fmt: skip
+            _log(f"{tag}: {k}/{len(rest)}, ms/message " + ", ".join(f"{r['flt'].name} {1000 * sum(r['seconds']) / k:.1f}" for r in live))
+    out = {}
+    for name, r in runs.items():
+        if "error" in r:
+            _log(f"{tag} {name} failed: {r['error']}")
+            out[name] = {"error": r["error"]}
+            continue
+        t0 = time.perf_counter()
+        r["flt"].close()
+        out[name] = figures(labels[n_start:], r["scores"], r["verdicts"], r["seconds"])
+        out[name].update(start_messages=n_start, start_s=r["start_s"], close_s=time.perf_counter() - t0,
+                         first_message_s=r["seconds"][0] if r["seconds"] else None)  # fmt: skip
+        m = out[name]
+        _log(f"{tag} {name}: (1-ROCA)% {m['one_minus_roca_pct']:.4f}, lam% {m['lam_pct']:.3f}, FPR {m['fpr']:.4f}, "
+             f"FNR {m['fnr']:.4f}, {m['ms_per_message']:.2f} ms/message")  # fmt: skip
     return out
+
+
+def _error(exc: Exception) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
 
 
 def single_learn_cli(work: Path, paths: list[Path], labels: np.ndarray, repeats: int) -> dict:
@@ -372,15 +399,7 @@ def run(corpus: Path, orders: list[str], starts: list[str], filters: list[str], 
         _log(f"stream {order}: {len(s_paths)} messages ({int(s_labels.sum())} spam); {notes}")
         for start in starts:
             tag = f"{order}/{start}"
-            results = {}
-            for name in filters:
-                _log(f"{tag} {name}: starting")
-                try:
-                    results[name] = run_one(FILTERS[name](), work / order / start, s_paths, s_labels, start, tag)
-                except Exception as exc:  # one filter failing still leaves the others' rows
-                    _log(f"{tag} {name} failed: {exc}")
-                    results[name] = {"error": str(exc).splitlines()[0][:300]}
-            doc["runs"][tag] = results
+            doc["runs"][tag] = run_all([FILTERS[name]() for name in filters], work / order / start, s_paths, s_labels, start, tag)
     if cli_repeats:
         _log(f"single-message learn from the command line, {cli_repeats} repeats")
         s_paths, s_labels, _ = stream(paths, labels, orders[0] if orders else "date")

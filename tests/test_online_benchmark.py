@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from benchmarks.online import Bogofilter, Spamprobe, chronological, figures, lam, message_date, roc_auc, run_one, stream
+from benchmarks.online import Bogofilter, Spamprobe, chronological, figures, lam, message_date, roc_auc, run_all, stream
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -116,9 +116,30 @@ def test_a_peer_scores_each_message_before_it_learns_it(peer, tmp_path):
     ham = tmp_path / "mail" / "ham.eml"
     ham.write_bytes(b"Message-ID: <h@x>\nSubject: meeting notes\n\nthe agenda for tuesday and the minutes\n")
     labels = np.array([0, 1, 1, 1, 1, 1])
-    out = run_one(peer(), tmp_path / "online", [ham, *paths], labels, "empty", "test")
+    out = run_all([peer()], tmp_path / "online", [ham, *paths], labels, "empty", "test")[peer.name]
     assert (out["messages"], out["spam"], out["start_messages"]) == (6, 5, 0)
     empty, trained = peer(), peer()
     empty.start(tmp_path / "empty", [], [])
     trained.start(tmp_path / "trained", [ham, *paths[:3]], labels[:4])
     assert trained.score(paths[4])[0] > empty.score(paths[4])[0]  # a start learns its messages
+
+
+def test_filters_take_turns_and_one_failing_leaves_the_others_their_rows(tmp_path):
+    if not shutil.which("bogofilter"):
+        pytest.skip("bogofilter not installed")
+
+    class Broken(Bogofilter):
+        name = "broken"
+
+        def learn(self, path, label):
+            raise RuntimeError("no learning here\nsecond line")
+
+    paths = []
+    for i, (subject, label) in enumerate([(b"agenda", 0), (b"pills", 1), (b"minutes", 0), (b"cheap pills", 1)]):
+        path = tmp_path / "mail" / f"{i}.eml"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"Message-ID: <%d@x>\nSubject: %s\n\n%s\n" % (i, subject, subject))
+        paths.append(path)
+    out = run_all([Broken(), Bogofilter()], tmp_path / "work", paths, np.array([0, 1, 0, 1]), "empty", "test")
+    assert out["broken"] == {"error": "no learning here"}
+    assert out["bogofilter"]["messages"] == 4 and len(out) == 2
