@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := work/demo
 
-.PHONY: demo test install data bench accuracy clean
+.PHONY: demo test install data bench bench-online accuracy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ CORPUS ?= data/spamassassin
 bench: install
 	$(BIN)/python -m benchmarks.speed --corpus $(CORPUS)
 	$(BIN)/python -m benchmarks.ray_throughput --corpus $(CORPUS)
+
+# Online filtering, TREC-style: every message scored, then learned, by spamclf, bogofilter and spamprobe
+# (if on PATH), in Date order and a seeded order, from empty and after the first 10%; the batch baseline;
+# one `spamclf learn` beside `sa-learn`. LIMIT=N for the first N messages of each stream.
+bench-online: install
+	$(BIN)/python -m benchmarks.online --corpus $(CORPUS) $(if $(LIMIT),--limit $(LIMIT))
 
 # 80/20 split and 5-fold CV for the default and seed configs, bogofilter and scikit-learn: about 25 min on 2 cores.
 accuracy: install
