@@ -345,8 +345,23 @@ def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, jobs,
         click.echo(f"report written to {result['report']['html']}", err=True)
 
 
+def server_options(f):
+    """``--server URL`` and ``--timeout S``: the command through a running ``spamclf serve``."""
+    from .serving.client import DEFAULT_TIMEOUT
+
+    f = click.option(
+        "--timeout",
+        type=click.FloatRange(0, min_open=True),
+        default=DEFAULT_TIMEOUT,
+        show_default=True,
+        metavar="S",
+        help="With --server: seconds to wait for the daemon's whole answer.",
+    )(f)
+    return click.option("--server", metavar="URL", default=None, help="Go through a running 'spamclf serve' at URL: http://HOST:PORT or unix:PATH.")(f)
+
+
 @main.command(context_settings=CONTEXT)
-@click.option("--models", "models_dir", required=True, type=click.Path(), help="Models directory written by 'train'.")
+@click.option("--models", "models_dir", type=click.Path(), help="Models directory written by 'train' (required, but for --server).")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "jsonl"]), default="table", show_default=True)
 @click.option(
@@ -387,8 +402,9 @@ def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, jobs,
 )
 @click.option("--workers", type=click.IntRange(1), default=None, metavar="N", help="Ray: scoring workers (default: one per CPU).")
 @jobs_option
+@server_options
 @click.pass_context
-def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_zero, header_prefix, engine, address, out_dir, workers, jobs):
+def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_zero, header_prefix, engine, address, out_dir, workers, jobs, server, timeout):
     """Classify messages: files, folders (recursive), Maildir/MH, mbox, compressed files, tables.
 
     Writes one row per message found, in a stable order: path, spam probability (score)
@@ -401,12 +417,18 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
     X-Spam-Status headers (incoming ones are renamed X-Forged-Spam-*). Exit status as
     bogofilter: 0 spam, 1 ham, 2 unsure, 3 error (the message still passed through).
 
+    With --server URL instead of --models, filter mode goes through a running 'spamclf
+    serve': no model is loaded here, and the process starts in milliseconds. If the daemon
+    is down, refuses or does not answer within --timeout, the message passes through
+    unchanged with exit status 3.
+
     \b
     Example:
       spamclf predict --models models/demo data/sample/spam
       spamclf predict --models models/demo --format jsonl message.eml
       spamclf predict --models models/demo --explain 5 suspicious.eml
       spamclf predict --models models/demo - < message.eml > filtered.eml
+      spamclf predict --server unix:/run/spamclf/spamclf.sock - < message.eml > filtered.eml
       spamclf predict --models models/demo --engine ray --out work/scores ~/archive
     """
     from click.core import ParameterSource
@@ -415,6 +437,10 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
 
     stdin_once(inputs)  # before the models load: a wrong command line is reported as such, stdin unread
     filter_mode = inputs == ("-",) and ctx.get_parameter_source("fmt") == ParameterSource.DEFAULT
+    if server:
+        return _predict_through_server(ctx, server, timeout, filter_mode, exit_zero)
+    if models_dir is None:
+        raise click.MissingParameter(ctx=ctx, param=next(p for p in ctx.command.params if p.name == "models_dir"))
     if sys.stdout is None and not (filter_mode or out_dir):
         raise SpamclfError("stdout is closed: the rows have nowhere to go")
     if engine == "ray":
@@ -442,6 +468,23 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
     _echo_summary(counts, note, skips)
     if counts["failed"]:
         sys.exit(3)
+
+
+def _predict_through_server(ctx, server, timeout, filter_mode, exit_zero):
+    """``predict --server URL -``: filter mode through the daemon, the fast start's own function."""
+    from click.core import ParameterSource
+
+    from .serving.client import filter_stream
+
+    local = [p.opts[0] for p in ctx.command.params if p.name not in ("inputs", "server", "timeout", "exit_zero")
+             and ctx.get_parameter_source(p.name) != ParameterSource.DEFAULT]
+    if not filter_mode or local:
+        given = f": not with {', '.join(local)}" if local else ""
+        raise click.UsageError(f"--server is filter mode through the daemon: give it the input '-' alone{given}")
+    code, error = filter_stream(server, binary(sys.stdin), binary(sys.stdout), timeout, exit_zero)
+    if error:
+        echo_error(error)
+    ctx.exit(code)
 
 
 def _write_rows(rows, fmt: str, explain: bool = False) -> dict:

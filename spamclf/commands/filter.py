@@ -35,10 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import SpamclfError
+from ..errors import EXIT_BY_LABEL, EXIT_ERROR, EXIT_HAM, EXIT_SPAM, EXIT_UNSURE, SpamclfError  # noqa: F401 -- filter mode's statuses
 
-EXIT_SPAM, EXIT_HAM, EXIT_UNSURE, EXIT_ERROR = 0, 1, 2, 3
-EXIT_BY_LABEL = {"spam": EXIT_SPAM, "ham": EXIT_HAM, "unsure": EXIT_UNSURE}
 DEFAULT_PREFIX = "X-Spam"
 FORGED_PREFIX = "X-Forged-"
 NO_STDOUT = "stdout is closed"
