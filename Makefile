@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := work/demo
 
-.PHONY: demo test install data bench accuracy clean
+.PHONY: demo test install data bench bench-serve accuracy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ CORPUS ?= data/spamassassin
 bench: install
 	$(BIN)/python -m benchmarks.speed --corpus $(CORPUS)
 	$(BIN)/python -m benchmarks.ray_throughput --corpus $(CORPUS)
+
+# spamclf serve and its client beside bogofilter -p and spamc -> spamd: latency, 16-client throughput
+# against batch predict, a reload under load, hostile requests. About 5 min on 2 cores.
+bench-serve: install
+	$(BIN)/python -m benchmarks.serve --corpus $(CORPUS)
 
 # 80/20 split and 5-fold CV for the default and seed configs, bogofilter and scikit-learn: about 25 min on 2 cores.
 accuracy: install
