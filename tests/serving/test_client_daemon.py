@@ -1,0 +1,136 @@
+"""The client against a real ``spamclf serve`` (a real process on an ephemeral port and on a real Unix
+socket): what it writes and the status it exits with are those of local filter mode, byte for byte;
+when the daemon goes away the mail still goes through."""
+
+from __future__ import annotations
+
+import http.client
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SAMPLE
+from spamclf.commands.filter import filter_message
+from spamclf.commands.predict import Classifier
+from test_client import CRLF, one_error_line, spamclf
+
+MESSAGES = [*sorted((SAMPLE / "spam").iterdir())[:4], *sorted((SAMPLE / "ham").iterdir())[:4]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(connect, proc, deadline_s: float = 90) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode(errors="replace")
+        try:
+            conn = connect()
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+        finally:
+            conn.close()
+    raise AssertionError("the daemon did not answer /healthz")
+
+
+def start(models: Path, *where: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "spamclf", "serve", "--models", str(models), "--workers", "1", *where],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def daemon(smoke_models):
+    port = free_port()
+    proc = start(smoke_models, "--listen", f"127.0.0.1:{port}")
+    wait_healthy(lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=5), proc)
+    yield f"http://127.0.0.1:{port}"
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
+def clf(smoke_models) -> Classifier:
+    return Classifier.load(smoke_models)
+
+
+def local(clf, raw: bytes):
+    result = filter_message(clf, raw)
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("path", MESSAGES, ids=lambda p: p.parent.name + "-" + p.name[:12])
+def test_through_the_daemon_is_byte_for_byte_local_filter_mode(daemon, clf, path):
+    raw = path.read_bytes()
+    proc = spamclf("predict", "--server", daemon, "-", stdin=raw)
+    assert (proc.returncode, proc.stdout) == local(clf, raw) and proc.stderr == b""
+
+
+def test_odd_messages_too(daemon, clf):
+    forged = b"X-Spam-Flag: NO\r\nSubject: free money\r\n\r\nbody\r\n"
+    for raw in (CRLF, forged, b"no header block at all", b"Subject: cr\rFrom: a@b\r\rbody\r"):
+        proc = spamclf("predict", "--server", daemon, "-", stdin=raw)
+        assert (proc.returncode, proc.stdout) == local(clf, raw)
+
+
+def test_a_unix_socket(smoke_models, clf, tmp_path):
+    path = tmp_path / "spamclf.sock"
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.connect(str(path))
+
+    proc = start(smoke_models, "--socket", str(path))
+    try:
+        wait_healthy(lambda: UnixConnection("localhost", timeout=5), proc)
+        raw = MESSAGES[0].read_bytes()
+        client = spamclf("predict", "--server", f"unix:{path}", "-", stdin=raw)
+        assert (client.returncode, client.stdout) == local(clf, raw)
+    finally:
+        stop(proc)
+    client = spamclf("predict", "--server", f"unix:{path}", "-", stdin=raw)  # the daemon gone: mail still goes through
+    assert client.returncode == 3 and client.stdout == raw
+
+
+def test_a_daemon_that_stopped_passes_mail_through(smoke_models):
+    port = free_port()
+    proc = start(smoke_models, "--listen", f"127.0.0.1:{port}")
+    wait_healthy(lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=5), proc)
+    raw = MESSAGES[0].read_bytes()
+    assert spamclf("predict", "--server", f"http://127.0.0.1:{port}", "-", stdin=raw).returncode in (0, 1, 2)
+    stop(proc)
+    assert proc.returncode == 0
+    after = spamclf("predict", "--server", f"http://127.0.0.1:{port}", "-", stdin=raw)
+    assert after.returncode == 3 and after.stdout == raw
+    one_error_line(after.stderr, "nothing listening")
+
+
+def test_a_message_over_the_daemons_limit_passes_through(daemon):
+    raw = b"Subject: big\n\n" + b"x" * 11_000_000  # over extract.max_bytes, the daemon's default body limit
+    proc = spamclf("predict", "--server", daemon, "-", stdin=raw)
+    assert proc.returncode == 3 and proc.stdout == raw
+    one_error_line(proc.stderr, "answered 413")
