@@ -21,6 +21,7 @@ import click  # noqa: E402
 from . import __version__  # noqa: E402
 from .printable import printable  # noqa: E402
 from .errors import OutputError, SpamclfError, UsageError  # noqa: E402
+from .serving.server import DEFAULT_HOST, DEFAULT_PORT, LOG_FORMATS, ServeOptions  # noqa: E402
 from .writing import OutputClosed, write_stream  # noqa: E402
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -525,6 +526,45 @@ def _predict_on_ray(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain
     _echo_summary(counts, "", skips)
     if counts["failed"]:
         ctx.exit(3)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--models", "models_dir", required=True, type=click.Path(), help="Models directory to serve (reloaded when it changes).")
+@click.option("--listen", metavar="HOST:PORT", help=f"Address to listen on (default {DEFAULT_HOST}:{DEFAULT_PORT}; port 0: any free one).")
+@click.option("--socket", "socket_path", metavar="PATH", help="Listen on a Unix socket instead of TCP.")
+@click.option("--socket-mode", default=f"{ServeOptions.socket_mode:o}", show_default=True, metavar="OCTAL", help="The Unix socket's permissions.")
+@click.option("--workers", type=click.IntRange(1), default=ServeOptions.workers, show_default=True, metavar="N", help="Processes that extract and score.")
+@click.option("--queue", type=click.IntRange(0), default=ServeOptions.queue, show_default=True, metavar="N", help="Messages that may wait for a worker; more get 503.")
+@click.option("--timeout", type=click.FloatRange(0.0, min_open=True), default=ServeOptions.timeout, show_default=True, metavar="SECONDS", help="Time limit of a request, its body's upload included.")
+@click.option("--max-bytes", type=click.IntRange(1), default=None, metavar="N", help="Largest message taken (default: the bundle's extract.max_bytes); larger ones get 413.")
+@click.option("--token-file", type=click.Path(dir_okay=False), help="File whose first line is the token that /v1/learn and /v1/forget require.")
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default=ServeOptions.log_format, show_default=True)
+def serve(models_dir, listen, socket_path, socket_mode, workers, queue, timeout, max_bytes, token_file, log_format):
+    """Run a scoring and learning daemon: HTTP on 127.0.0.1, or on a Unix socket.
+
+    POST /v1/score and /v1/filter score one raw message; /v1/learn?label=spam|ham and /v1/forget
+    change the model (a token from --token-file, or the socket's permissions); GET /healthz and
+    /metrics. SIGTERM lets the requests in flight finish, then exits 0. See docs/serve.md.
+
+    \b
+    Example:
+      spamclf serve --models models/demo --workers 2
+      curl -s --data-binary @message.eml -H 'Content-Type: message/rfc822' http://127.0.0.1:7830/v1/score
+    """
+    if listen and socket_path:
+        raise click.UsageError("use --listen or --socket, not both")
+    try:
+        mode = int(socket_mode, 8)
+    except ValueError:
+        raise click.BadParameter(f"{socket_mode!r} is not an octal mode like 600", param_hint="--socket-mode") from None
+    from .serving.server import serve as run_daemon
+
+    run_daemon(
+        ServeOptions(
+            models_dir, listen=listen, socket=socket_path, socket_mode=mode, workers=workers, queue=queue,
+            timeout=timeout, max_bytes=max_bytes, token_file=token_file, log_format=log_format,
+        )
+    )
 
 
 @main.command("inspect", context_settings=CONTEXT)
