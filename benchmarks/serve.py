@@ -103,27 +103,41 @@ class Daemon:
         finally:
             conn.close()
 
-    def rss_mib(self) -> float:
-        """Resident memory of the daemon and every process under it."""
-        pids, total = {self.proc.pid}, 0
-        grew = True
-        while grew:
-            grew = False
-            for entry in os.listdir("/proc"):
-                if entry.isdigit() and int(entry) not in pids:
-                    try:
-                        ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
-                    except (OSError, IndexError, ValueError):
-                        continue
-                    if ppid in pids:
-                        pids.add(int(entry))
-                        grew = True
-        for pid in pids:
+    def tree(self) -> list[int]:
+        """The daemon's pid, then every process under it (its scoring workers, the learner)."""
+        pids = [self.proc.pid]
+        parents = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    parents[int(entry)] = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+        for pid in pids:  # grows while it is walked: breadth first
+            pids.extend(child for child, parent in parents.items() if parent == pid)
+        return pids
+
+    def rss_mib(self) -> dict:
+        """Resident memory of the daemon and of the processes under it, MiB."""
+        sizes = []
+        for pid in self.tree():
             try:
-                total += next(int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith("VmRSS:"))
+                sizes.append(next(int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith("VmRSS:")) / 1024)
             except (OSError, StopIteration):
                 pass
-        return total / 1024
+        return {"total": sum(sizes), "daemon": sizes[0] if sizes else 0.0, "workers": sizes[1:]}
+
+    def cpu_s(self) -> dict:
+        """CPU seconds so far of the daemon's own process and of the processes under it."""
+        tick = os.sysconf("SC_CLK_TCK")
+        used = []
+        for pid in self.tree():
+            try:
+                fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+                used.append((int(fields[11]) + int(fields[12])) / tick)
+            except (OSError, IndexError, ValueError):
+                pass
+        return {"daemon": used[0] if used else 0.0, "workers": sum(used[1:])}
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
@@ -241,12 +255,15 @@ def concurrent(daemon: Daemon, bodies: list[bytes], path: str, clients: int = CL
                 answers[i] = keep(headers, body)
         conn.close()
 
+    cpu_before, own_before = daemon.cpu_s(), time.process_time()
     start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         for _ in range(clients):
             pool.submit(client)
     wall = time.perf_counter() - start
-    return {"wall_s": wall, "messages": len(bodies), "messages_per_s": len(bodies) / wall, "failures": failures, "answers": answers}
+    cpu_after = daemon.cpu_s()
+    cpu = {"clients": time.process_time() - own_before, **{k: cpu_after[k] - cpu_before[k] for k in cpu_after}}
+    return {"wall_s": wall, "messages": len(bodies), "messages_per_s": len(bodies) / wall, "cpu_s": cpu, "failures": failures, "answers": answers}
 
 
 def reload_under_load(daemon: Daemon, live: Path, bodies: list[bytes], train_cmd: list[str]) -> dict:
@@ -346,16 +363,16 @@ def hostile_bodies() -> list[tuple[str, bytes, str]]:
 
 
 def send_raw(port: int, data: bytes, timeout: float = 30) -> int | None:
-    """``data`` on a fresh connection, half-closed; the status of the answer, None for none."""
+    """``data`` on a fresh connection; the status of the answer, None for none (the connection closed
+    without one). The request asks the daemon to close the connection after its answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         try:
             s.sendall(data)
-            s.shutdown(socket.SHUT_WR)
         except OSError:
             pass  # the daemon closed on us mid-send (the size limit): read what it said
         got = b""
         try:
-            while len(got) < 64:
+            while b"\r\n" not in got:
                 chunk = s.recv(4096)
                 if not chunk:
                     break
@@ -367,9 +384,10 @@ def send_raw(port: int, data: bytes, timeout: float = 30) -> int | None:
 
 
 def hostile(daemon: Daemon, probe: bytes, expected_score: float, n: int = N_HOSTILE) -> dict:
-    """``n`` hostile requests, 4 at a time; RSS before and after; the daemon still scores ``probe`` right."""
+    """Every hostile case once (a warm-up: each worker's allocator reaches the size these take), then ``n``
+    hostile requests, 4 at a time; RSS at the start, after the warm-up and at the end; the daemon
+    still answers /healthz and scores ``probe`` right."""
     cases = hostile_bodies()
-    before = daemon.rss_mib()
     statuses: dict = {}
     lock = threading.Lock()
 
@@ -383,6 +401,11 @@ def hostile(daemon: Daemon, probe: bytes, expected_score: float, n: int = N_HOST
             statuses.setdefault(name, {}).setdefault(str(status), 0)
             statuses[name][str(status)] += 1
 
+    cold = daemon.rss_mib()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(one, range(len(cases))))
+    statuses.clear()
+    before = daemon.rss_mib()
     start = time.perf_counter()
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(one, range(n)))
@@ -393,7 +416,16 @@ def hostile(daemon: Daemon, probe: bytes, expected_score: float, n: int = N_HOST
     status, _, body = post(conn, "/v1/score", probe)
     conn.close()
     score_ok = status == 200 and abs(json.loads(body)["score"] - expected_score) <= 1e-5
-    return {"requests": n, "wall_s": wall, "rss_before_mib": before, "rss_after_mib": after, "healthz_after": health, "scores_right_after": score_ok, "statuses": statuses}
+    return {
+        "requests": n,
+        "wall_s": wall,
+        "rss_cold_mib": cold,
+        "rss_before_mib": before,
+        "rss_after_mib": after,
+        "healthz_after": health,
+        "scores_right_after": score_ok,
+        "statuses": statuses,
+    }
 
 
 # ---------------------------------------------------------------------------- the run
@@ -510,11 +542,11 @@ def targets(doc: dict) -> list[dict]:
         both and not rl["failures"] and not rl["mismatched"] and not rl["unknown_bundle"],
     )
     h = doc["hostile"]
-    grew = h["rss_after_mib"] - h["rss_before_mib"]
-    flat = grew <= max(50, 0.1 * h["rss_before_mib"])
+    before, after = h["rss_before_mib"]["total"], h["rss_after_mib"]["total"]
+    flat = after - before <= max(50, 0.1 * before)
     add(
         f"{h['requests']} hostile requests: still serving, memory flat",
-        f"healthz {h['healthz_after']}, scores right: {h['scores_right_after']}, RSS {h['rss_before_mib']:.0f} -> {h['rss_after_mib']:.0f} MiB",
+        f"healthz {h['healthz_after']}, scores right: {h['scores_right_after']}, RSS {before:.0f} -> {after:.0f} MiB",
         h["healthz_after"] == 200 and h["scores_right_after"] and flat,
     )
     add("SIGTERM: exit 0", str(doc["serve_exit_on_sigterm"]), doc["serve_exit_on_sigterm"] == 0)
@@ -531,13 +563,24 @@ def render(doc: dict) -> str:
     out = [table(rows, ["latency per message, sequential", "median ms", "p99 ms", "p25-p75 ms", "n"])]
     out.append(f"\n(fresh processes relative to the bare Python process: " + ", ".join(f"{n} {s['median_ms'] / base:.2f}x" for n, s in doc["fresh"].items()) + ")")
     tp, batch = doc["throughput"], doc["batch"]
+    cpu = tp["cpu_s"]
     out.append(
         f"\nthroughput, {doc['messages']} messages: {CLIENTS} clients {tp['messages_per_s']:.0f} msgs/s (runs {tp['runs_messages_per_s']}), "
         f"batch predict {batch['messages_per_s']:.0f} msgs/s (runs {batch['runs_wall_s']} s), daemon --workers {doc['workers']}"
     )
+    out.append(
+        f"CPU seconds of the median throughput run ({tp['wall_s']:.1f} s wall): the {CLIENTS} client threads {cpu['clients']:.1f}, "
+        f"the daemon's process {cpu['daemon']:.1f}, its workers {cpu['workers']:.1f}; batch predict {batch['cpu_s']:.1f}"
+    )
     rl, h = doc["reload"], doc["hostile"]
     out.append(f"reload: answers per bundle {rl['per_bundle']}, second bundle trained in {rl['train_s']:.1f} s under load")
-    out.append(f"hostile: {h['requests']} requests in {h['wall_s']:.1f} s, RSS {h['rss_before_mib']:.0f} -> {h['rss_after_mib']:.0f} MiB; statuses {json.dumps(h['statuses'], sort_keys=True)}\n")
+    rss = " -> ".join(f"{r['total']:.0f} (daemon {r['daemon']:.0f}, workers {', '.join(f'{w:.0f}' for w in r['workers'])})" for r in (h["rss_cold_mib"], h["rss_before_mib"], h["rss_after_mib"]))
+    out.append(f"hostile: {h['requests']} requests in {h['wall_s']:.1f} s; RSS MiB cold -> after one of each case -> after all: {rss}")
+    codes: dict = {}
+    for name, seen in h["statuses"].items():
+        for code, count in seen.items():
+            codes.setdefault(code, []).append(name)
+    out.append("statuses: " + "; ".join(f"{code}: {', '.join(sorted(names))}" for code, names in sorted(codes.items())) + "\n")
     out.append(table([[t["target"], t["measured"], "PASS" if t["met"] else "MISS"] for t in doc["targets"]], ["target", "measured", ""]))
     mc = doc["machine"]
     out.append(f"\nclient script: {doc['client_script']}")
