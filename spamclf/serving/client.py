@@ -164,6 +164,17 @@ def _error_text(answer, data: bytes) -> str:
 # ---------------------------------------------------------------------------- filter mode
 
 
+def read_message(stdin, purpose: str) -> tuple[bytes, str | None]:
+    """All of the message on ``stdin`` (binary; None when the process started with it closed), or
+    what kept it from being read: ``(message, None)`` or ``(b"", error)``."""
+    if stdin is None:
+        return b"", f"no message to {purpose}: stdin is closed"
+    try:
+        return stdin.read(), None
+    except OSError as exc:
+        return b"", f"cannot read the message: {exc.strerror or exc}"
+
+
 def filter_message(url: str, raw: bytes, timeout: float = DEFAULT_TIMEOUT) -> tuple[bytes, str]:
     """``raw`` filtered by the daemon: ``(message with headers added, label)``. Raises ServerError."""
     headers, body = exchange(url, FILTER_PATH, raw, timeout)
@@ -182,14 +193,11 @@ def filter_stream(url: str, stdin, stdout, timeout: float = DEFAULT_TIMEOUT, exi
     On any failure of the daemon the message is written out unchanged and the status is 3.
     A stream that is None (the process started with it closed) is an error, as in local filter mode.
     """
-    if stdin is None:
-        return EXIT_ERROR, "no message to filter: stdin is closed"
-    if stdout is None:
+    if stdin is not None and stdout is None:
         return EXIT_ERROR, "cannot deliver the message: stdout is closed"
-    try:
-        raw = stdin.read()
-    except OSError as exc:
-        return EXIT_ERROR, f"cannot read the message: {exc.strerror or exc}"
+    raw, error = read_message(stdin, "filter")
+    if error:
+        return EXIT_ERROR, error
     try:
         output, label = filter_message(url, raw, timeout)
         code, error = (0 if exit_zero else EXIT_BY_LABEL[label]), None
@@ -228,12 +236,9 @@ def learn_stream(
     a message the daemon rejects: a 4xx answer) or an unusable token file; 3 no message (stdin closed
     or unreadable) or no daemon (nothing listening, a timeout, a 5xx answer).
     """
-    if stdin is None:
-        return LEARN_UNREACHABLE, "no message to learn: stdin is closed"
-    try:
-        raw = stdin.read()
-    except OSError as exc:
-        return LEARN_UNREACHABLE, f"cannot read the message: {exc.strerror or exc}"
+    raw, error = read_message(stdin, "learn")
+    if error:
+        return LEARN_UNREACHABLE, error
     try:
         headers = {"Authorization": f"Bearer {read_token(token_file)}"} if token_file else {}
     except ServerError as exc:
