@@ -5,6 +5,8 @@ when the daemon goes away the mail still goes through."""
 from __future__ import annotations
 
 import http.client
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -142,3 +144,51 @@ def test_a_message_over_the_daemons_limit_passes_through(daemon):
     proc = spamclf("predict", "--server", daemon, "-", stdin=raw)
     assert proc.returncode == 3 and proc.stdout == raw
     one_error_line(proc.stderr, "answered 413")
+
+
+# ---------------------------------------------------------------------------- mail pipelines through the daemon
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent  # where this environment's `spamclf` script lives
+
+
+def test_the_postfix_script_goes_through_the_daemon(daemon, clf, tmp_path):
+    fake = tmp_path / "sendmail"
+    fake.write_text('#!/bin/sh\ncat > "$OUT"\n')
+    fake.chmod(0o755)
+    out = tmp_path / "sent"
+    env = {"PATH": f"{BIN}:/usr/bin:/bin", "SPAMCLF": str(BIN / "spamclf"), "SENDMAIL": str(fake), "OUT": str(out)}
+    raw = MESSAGES[0].read_bytes()
+    for server, expected in ((daemon, local(clf, raw)[1]), (f"http://127.0.0.1:{free_port()}", raw)):
+        env["SPAMCLF_SERVER"] = server
+        env["SPAMCLF_MODELS"] = str(tmp_path / "no-models")  # unused: the daemon holds the model
+        proc = subprocess.run([str(ROOT / "configs" / "mail" / "spamclf-postfix-filter"), "--", "b@example.org"], input=raw, env=env, capture_output=True)
+        assert proc.returncode == 0 and out.read_bytes() == expected  # the daemon away: delivered as it came
+
+
+@pytest.mark.skipif(shutil.which("procmail") is None, reason="procmail is not installed")
+def test_the_procmail_recipe_of_the_docs(daemon, clf, tmp_path):
+    doc = (ROOT / "docs" / "serve-client.md").read_text()
+    recipe = re.search(r"\*\*procmail\*\*.*?\n```\n(.*?)```", doc, re.S).group(1)
+    rc = tmp_path / "procmailrc"
+    env = {"HOME": str(tmp_path), "PATH": f"{BIN}:/usr/bin:/bin"}
+    spam = next(raw for raw in (p.read_bytes() for p in MESSAGES) if local(clf, raw)[0] == 0)
+    ham = next(raw for raw in (p.read_bytes() for p in MESSAGES) if local(clf, raw)[0] == 1)
+
+    def write_rc(server: str) -> None:
+        # procmail takes HOME from the password file and sets its own PATH: spell them out
+        text = recipe.replace("$HOME", str(tmp_path)).replace("unix:/run/spamclf/spamclf.sock", server)
+        rc.write_text(f"SHELL=/bin/sh\nPATH={BIN}:/usr/bin:/bin\nDEFAULT={tmp_path}/Maildir/\n" + text)
+
+    (tmp_path / "Mail").mkdir()
+    write_rc(daemon)
+    for raw, folder in ((spam, tmp_path / "Mail" / "spam"), (ham, tmp_path / "Maildir")):
+        proc = subprocess.run(["procmail", "-m", str(rc)], input=raw, env=env, capture_output=True, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        filtered = local(clf, raw)[1]
+        if filtered.startswith(b"From "):  # procmail's Maildir file drops the mbox From line
+            filtered = filtered.split(b"\n", 1)[1]
+        assert [p.read_bytes() for p in (folder / "new").iterdir()] == [filtered]
+    write_rc(f"http://127.0.0.1:{free_port()}")  # the daemon away: procmail defers, the MTA keeps the message and retries
+    proc = subprocess.run(["procmail", "-m", str(rc)], input=ham, env=env, capture_output=True, cwd=tmp_path)
+    assert proc.returncode == 75 and len(list((tmp_path / "Maildir" / "new").iterdir())) == 1
