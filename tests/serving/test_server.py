@@ -179,6 +179,13 @@ def test_time_limit_full_queue_and_slow_clients(slow_models, stop_after):
     assert d.json("POST", "/v1/score", small)[0] == 200
     assert stalled.recv(65536).startswith(b"HTTP/1.1 408")
     stalled.close()
+    # Nor can one that never finishes its headers (slowloris), or sends nothing: closed at the limit.
+    for data in (b"", b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Ty"):
+        started = time.monotonic()
+        with socket.create_connection((host, int(port)), timeout=10) as trickle:
+            trickle.sendall(data)
+            assert trickle.recv(65536) == b""
+        assert time.monotonic() - started < 5
     # A message that takes longer than the limit: 503 at the limit, though its worker runs on...
     started = time.monotonic()
     status, answer = d.json("POST", "/v1/score", SLOW_MESSAGE)
