@@ -329,7 +329,7 @@ def test_sigterm_drains_requests_in_flight_and_exits_0(slow_models, stop_after):
 
 
 @pytest.mark.skipif(not HAS_LEARNING, reason="the online-learning API (issue 19) is not in this build")
-def test_sigkill_after_learn_keeps_the_update(smoke_models, tmp_path, stop_after):
+def test_learn_forget_and_sigkill_after_learn_keeps_the_update(smoke_models, tmp_path, stop_after):
     import spamclf
 
     served = tmp_path / "models"
@@ -339,14 +339,35 @@ def test_sigkill_after_learn_keeps_the_update(smoke_models, tmp_path, stop_after
     token.chmod(0o600)
     d = Daemon(served, "--token-file", token)
     stop_after.append(d)
+    auth = {"Authorization": "Bearer t0ken"}
     before = spamclf.load(served).bundle.bundle_id
     raw = MESSAGES[0].read_bytes()
-    status, answer = d.json("POST", "/v1/learn?label=spam", raw, {"Authorization": "Bearer t0ken"})
-    assert status == 200, answer
-    assert answer["bundle_id"] != before
-    assert d.json("GET", "/healthz")[1]["bundle_id"] == answer["bundle_id"]  # served before the answer came
-    d.stop(signal.SIGKILL)
-    assert spamclf.load(served).bundle.bundle_id == answer["bundle_id"]
+
+    status, learned = d.json("POST", "/v1/learn?label=spam", raw, auth)
+    assert status == 200, learned
+    assert learned["learned"] + learned["relabelled"] == 1 and learned["bundle_id"] != before
+    # Answered once the daemon scores with the bundle that learned: no stale verdict after a 200.
+    assert d.json("GET", "/healthz")[1]["bundle_id"] == learned["bundle_id"]
+    assert d.json("POST", "/v1/score", raw)[1]["bundle_id"] == learned["bundle_id"]
+    status, again = d.json("POST", "/v1/learn?label=spam", raw, auth)
+    assert status == 200 and again["unchanged"] == 1 and again["bundle_id"] == learned["bundle_id"]
+    for path in MESSAGES[1:3]:
+        status, learned = d.json("POST", "/v1/learn?label=ham", path.read_bytes(), auth)
+        assert status == 200 and learned["learned"] == 1
+    status, forgot = d.json("POST", "/v1/forget", MESSAGES[1].read_bytes(), auth)
+    assert status == 200, forgot
+    assert forgot["forgotten"] == 1 and forgot["bundle_id"] != learned["bundle_id"]
+    status, unknown = d.json("POST", "/v1/forget", MESSAGES[1].read_bytes(), auth)
+    assert status == 200 and unknown["unknown"] == 1 and unknown["bundle_id"] == forgot["bundle_id"]
+    status, learned = d.json("POST", "/v1/learn?label=spam", MESSAGES[3].read_bytes(), auth)
+    assert status == 200
+    # Learning ran in the learner process: neither the daemon nor its scoring workers loaded TensorFlow.
+    pids = [d.pid] + [int(p) for p in Path(f"/proc/{d.pid}/task/{d.pid}/children").read_text().split()]
+    scoring = [p for p in pids if "tensorflow" not in Path(f"/proc/{p}/maps").read_text()]
+    assert d.pid in scoring and len(scoring) >= 2, pids  # the daemon and its one scoring worker
+
+    d.stop(signal.SIGKILL)  # right after the 200: the update is on disk already
+    assert spamclf.load(served).bundle.bundle_id == learned["bundle_id"]
     d2 = Daemon(served)
     stop_after.append(d2)
-    assert d2.json("GET", "/healthz")[1]["bundle_id"] == answer["bundle_id"]
+    assert d2.json("GET", "/healthz")[1]["bundle_id"] == learned["bundle_id"]
