@@ -30,6 +30,10 @@ def daemon(smoke_models):
     d = Daemon(smoke_models, "--workers", "2")
     yield d
     assert d.stop() == 0
+    # Whatever the tests sent, the log is one JSON object a line, never a traceback.
+    assert d.lines and all(isinstance(json.loads(line), dict) for line in d.lines)
+    assert not [line for line in d.lines if "Traceback" in line]
+    assert {e["event"] for e in d.events} >= {"start", "http", "stop"}  # malformed requests were logged
 
 
 @pytest.fixture(scope="module")
@@ -305,6 +309,19 @@ def test_reload_under_load_loses_nothing_and_mixes_nothing(smoke_models, slow_mo
     assert 'spamclf_reloads_total{result="refused"} 2' in d.request("GET", "/metrics")[2].decode()
 
 
+def test_a_dead_worker_is_replaced(smoke_models, stop_after):
+    d = Daemon(smoke_models, "--workers", "1")
+    stop_after.append(d)
+    raw = MESSAGES[0].read_bytes()
+    assert d.json("POST", "/v1/score", raw)[0] == 200
+    (worker,) = [int(p) for p in Path(f"/proc/{d.pid}/task/{d.pid}/children").read_text().split()]
+    os.kill(worker, signal.SIGKILL)  # the kernel's OOM killer, say
+    statuses = [d.json("POST", "/v1/score", raw)[0] for _ in range(3)]
+    assert statuses[-1] == 200 and set(statuses) <= {200, 500}
+    assert d.wait_for("worker_died")
+    assert worker not in [int(p) for p in Path(f"/proc/{d.pid}/task/{d.pid}/children").read_text().split()]
+
+
 # --- shutdown -------------------------------------------------------------------------------------
 
 
@@ -366,7 +383,12 @@ def test_learn_forget_and_sigkill_after_learn_keeps_the_update(smoke_models, tmp
     scoring = [p for p in pids if "tensorflow" not in Path(f"/proc/{p}/maps").read_text()]
     assert d.pid in scoring and len(scoring) >= 2, pids  # the daemon and its one scoring worker
 
+    children = [p for p in pids if p != d.pid]
     d.stop(signal.SIGKILL)  # right after the 200: the update is on disk already
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{p}").exists() and "State:\tZ" not in Path(f"/proc/{p}/status").read_text() for p in children):
+        assert time.monotonic() < deadline, "the daemon's workers outlived it"
+        time.sleep(0.05)
     assert spamclf.load(served).bundle.bundle_id == learned["bundle_id"]
     d2 = Daemon(served)
     stop_after.append(d2)
