@@ -8,6 +8,12 @@ Python API (the CLI calls the same functions)::
     for row in clf.predict(["inbox/"]):
         print(row.path, row.score, row.label)
     report = spamclf.evaluate("models/demo", ["data/sample"])
+
+    # learning from corrections, one message at a time (docs/learning.md)
+    with spamclf.models_lock("models/mine"):
+        clf = spamclf.load("models/mine", create=True)
+        clf.learn(["junk/"], "spam")
+        clf.save()
 """
 
 __version__ = "0.1.0"
@@ -19,6 +25,8 @@ _API = {
     "load": ("commands.predict", "load"),
     "Classifier": ("commands.predict", "Classifier"),
     "load_config": ("config", "load_config"),
+    "relearn": ("commands.learning", "relearn_models"),
+    "models_lock": ("model.online", "models_lock"),
 }
 
 __all__ = ["__version__", *_API]

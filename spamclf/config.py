@@ -105,6 +105,15 @@ _SCHEMA: dict[str, dict[str, Key]] = {
         "tensorboard_dir": Key((str, _NULL), None, Text()),  # a Keras TensorBoard callback writes here
         "csv_log": Key((str, _NULL), None, Text()),  # a Keras CSVLogger writes each epoch's metrics here
     },
+    # Online learning (``learn``, ``clf.learn``): see docs/learning.md
+    "learn": {
+        "steps": Key((int,), 1, Range(1, 100)),  # gradient steps per learn call
+        "replay": Key((int,), 32, Range(0, 4096)),  # stored examples replayed in each step, half of each class
+        "learning_rate": Key((float,), 0.001, Range(0.0, 1.0, open_low=True)),  # Adam's, for online steps
+        "first_refit": Key((int,), 64, Range(4, GB)),  # learned messages at the first refit from the store
+        "refit_growth": Key((float,), 2.0, Range(1.0, 100.0, open_low=True)),  # refit when the store grew by this factor
+        "headroom": Key((float,), 0.2, Range(0.0, 1.0, open_high=True)),  # share of vocabulary rows a refit leaves free
+    },
 }
 
 

@@ -10,13 +10,7 @@ so every original byte stays as it was, line endings included. The only changes:
   spammer can forge, e.g. ``X-Spam-Flag: NO`` -- are renamed to ``X-Forged-Spam-...``
   (the ``X-`` of the prefix is replaced): kept for the record, never mistaken for ours.
 
-The header block is what procmail and maildrop match header rules against: every line up to
-the first empty one (or the whole message when there is none), whatever those lines hold -- a
-line that is not a header, a malformed field name, a leading space, an mbox ``From `` line. So
-a forged field after such a line is renamed too, and ours are read where we put them. An empty
-line is ``LF`` or ``CRLF`` alone (procmail alone reads on past a ``CRLF`` one; MTAs hand it mail
-with ``LF`` endings). A field name is also renamed where it follows a bare CR inside the block:
-a reader that takes CR for a line break (Python's ``email``) must not see a forgery either.
+The header block is what procmail and maildrop read as one (``mail.header_block``).
 
 A message with no LF at all but CR line endings (old Mac style) is CR-terminated: its header
 block ends at its first empty line (CR CR) and our headers get CR endings. The MDAs, which
@@ -36,9 +30,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import EXIT_BY_LABEL, EXIT_ERROR, EXIT_HAM, EXIT_SPAM, EXIT_UNSURE, SpamclfError  # noqa: F401 -- filter mode's statuses
+from ..mail.header_block import DEFAULT_PREFIX, header_end, line_ending, rename_forged
 
-DEFAULT_PREFIX = "X-Spam"
-FORGED_PREFIX = "X-Forged-"
 NO_STDOUT = "stdout is closed"
 
 _PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
@@ -68,42 +61,6 @@ class FilterResult:
     score: float | None
     exit_code: int
     error: str | None = None
-
-
-def line_ending(raw: bytes) -> bytes:
-    """The message's line ending, from its first line: CRLF or LF; CR for a message with no LF at all
-    but a CR (LF when there is no line at all)."""
-    end = raw.find(b"\n")
-    if end < 0:
-        return b"\r" if b"\r" in raw else b"\n"
-    return b"\r\n" if end > 0 and raw[end - 1 : end] == b"\r" else b"\n"
-
-
-# An empty line, at the start or after a line end. A lone CR that ends the message counts: the line
-# end we add after it would make it one, with our headers past the block.
-_EMPTY_LINE = {b"\n": re.compile(rb"(?<![^\n])\r?(?:\n|\Z)"), b"\r": re.compile(rb"(?<![^\r])\r")}
-
-
-def header_end(raw: bytes) -> int:
-    """Offset where the header block ends: the start of its first empty line, or the end of the message.
-
-    Every line before it is header, as procmail and maildrop read it: a line that is not a field
-    does not end the block (a leading mbox ``From `` line is one of them).
-    """
-    found = _EMPTY_LINE[line_ending(raw)[-1:]].search(raw)
-    return found.start() if found else len(raw)
-
-
-def rename_forged(header: bytes, prefix: str) -> bytes:
-    """Rename every field of the header block ``header`` whose name starts with ``prefix-``
-    (case-insensitive) to ``X-Forged-...``, where a line starts: after LF, or after a bare CR.
-
-    Only the name changes; the value, folded continuation lines and line endings stay byte for byte.
-    """
-    wanted = re.escape((prefix + "-").encode("ascii"))
-    forged = re.compile(rb"(?<![^\r\n])" + wanted + rb"(?=[\x21-\x39\x3b-\x7e]*[ \t]*:)", re.IGNORECASE)
-    renamed = FORGED_PREFIX.encode("ascii") + (prefix[2:] if prefix[:2].lower() == "x-" else prefix).encode("ascii") + b"-"
-    return forged.sub(lambda _: renamed, header)
 
 
 def add_headers(raw: bytes, fields: list[tuple[str, str]], prefix: str = DEFAULT_PREFIX) -> bytes:

@@ -17,7 +17,7 @@ from typing import IO, Iterable, Iterator, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from ..model.bundle import Bundle, load_bundle
+from ..model.bundle import NO_BUNDLE, Bundle, load_bundle
 from ..errors import BundleError, DataError, SpamclfError
 from ..mail.extract import ExtractOptions, extract
 from ..model.features import featurize_parts, rows_from_parts
@@ -50,12 +50,19 @@ class Prediction:
 
 
 class Classifier:
-    """A loaded models directory. ``spamclf.load(dir)`` returns one."""
+    """A loaded models directory. ``spamclf.load(dir)`` returns one.
 
-    def __init__(self, bundle: Bundle) -> None:
+    It scores (``predict``, ``score_messages``...) and learns (``learn``, ``forget``, then ``save``):
+    scoring reflects every ``learn`` and ``forget`` at once, from memory.
+    """
+
+    def __init__(self, bundle: Bundle, learner=None) -> None:
         self.bundle = bundle
         self.features = bundle.features
         self.options = ExtractOptions.from_config(bundle.config)
+        self._learner = learner  # online.Learner, made on the first learn or forget
+        # the bundle on disk this classifier holds: ``save`` replaces only that one
+        self._disk_id = bundle.manifest.get("bundle_id", NO_BUNDLE)
 
     @classmethod
     def load(cls, models_dir: str | Path) -> "Classifier":
@@ -65,6 +72,39 @@ class Classifier:
     def threshold(self) -> float:
         return self.bundle.threshold
 
+    # --- learning (commands/learning.py): one code path for the API, ``spamclf learn`` and the daemon
+
+    def learn(self, messages, labels) -> dict:
+        """Learn ``messages`` (paths as ``predict`` takes them -- files, folders, mailboxes -- or raw
+        ``bytes``) as ``labels`` ("spam"/"ham", 1/0, True/False; one per message or one for all).
+
+        A message learned again with the same label changes nothing; with the other, it is moved.
+        Returns counts (``learned``, ``relabelled``, ``unchanged``) and ``errors``: a row (path, error)
+        per unreadable input. In memory only until ``save``.
+        """
+        from .learning import learn
+
+        return learn(self, messages, labels)
+
+    def forget(self, messages) -> dict:
+        """Remove what was learned from ``messages``: counts ``forgotten`` and ``unknown`` (never learned), and ``errors``."""
+        from .learning import forget
+
+        return forget(self, messages)
+
+    def relearn(self) -> dict:
+        """Rebuild the model from everything in the store: the vocabulary selected again, the network fitted from scratch."""
+        from .learning import relearn
+
+        return relearn(self)
+
+    def save(self) -> str:
+        """Write the bundle atomically, replacing the one this classifier loaded (or last saved); BundleError
+        when another process replaced it meanwhile. Hold ``models_lock`` from load to save. Returns the new bundle_id."""
+        from .learning import save
+
+        return save(self)
+
     def score_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Spam probabilities for already extracted texts."""
         if not len(texts):
@@ -72,7 +112,10 @@ class Classifier:
         return self.score_rows(self.features.transform(texts))
 
     def score_rows(self, x: sp.csr_matrix) -> np.ndarray:
-        """Spam probabilities for TF-IDF rows made with this bundle's features."""
+        """Spam probabilities for TF-IDF rows made with this bundle's features (0 from a learner that has
+        not learned both classes yet: an empty filter labels nothing spam)."""
+        if self._learner is not None and not self._learner.ready:
+            return np.zeros(x.shape[0], np.float32)
         return forward(x, self.bundle.layers)
 
     def score_messages(self, raws: Sequence[bytes]) -> np.ndarray:
@@ -208,8 +251,20 @@ def _featurized_batches(items: Iterator[Item], options: ExtractOptions, features
         yield batch, readable, rows_from_parts(parts)
 
 
-def load(models_dir: str | Path) -> Classifier:
-    """Load a models directory for classification (verifies its manifest first)."""
+def load(models_dir: str | Path, create: bool = False, config: str | Path | dict | None = None) -> Classifier:
+    """Load a models directory for classification (verifies its manifest first).
+
+    ``create``: where there is no bundle at ``models_dir`` (no folder, or an empty one), an empty
+    learner bound to it instead, with ``config`` (a YAML path or dict of sections; None: the
+    defaults); ``save`` writes its first bundle there.
+    """
+    if create:
+        from ..model.bundle import current_bundle_id
+
+        if current_bundle_id(Path(models_dir)) is None:
+            from .learning import new_classifier
+
+            return new_classifier(models_dir, config)
     return Classifier.load(models_dir)
 
 

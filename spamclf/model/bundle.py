@@ -11,8 +11,14 @@ A bundle is a fixed list of files, all JSON, NPZ, PNG or ``.keras`` -- never pic
 ``metadata.json``           threshold, validation metrics, data fingerprint, versions, date
 ``history.json``            loss and accuracy per epoch, training and validation
 ``learning_curves.png``     the same history as a plot
+``store.npz``               the learned examples' term counts (CSR over the store's terms) and labels
+``store.json``              the store's terms (column order) and each learned example's key
 ``manifest.json``           SHA-256 of every other file, the spamclf version that wrote it, bundle_id
 ==========================  ==========================================================
+
+Format 1 bundles (spamclf before online learning) have no store files; they are read as bundles with
+an empty store. The store is what ``learn``, ``forget`` and ``relearn`` work from
+(:mod:`spamclf.model.online`); scoring never reads it.
 
 Reading (``_read_folder``) opens the folder once and every file through that handle, and reads
 each file's bytes once, no more than its config allows: everything after -- the SHA-256, the
@@ -72,8 +78,8 @@ from .bundle_checks import (
     npz_arrays,
 )
 
-FORMAT_VERSION = 1
-READABLE_FORMATS = (1,)  # bump FORMAT_VERSION whenever a file's layout or meaning changes
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)  # bump FORMAT_VERSION whenever a file's layout or meaning changes
 MODEL_FILE = "model.keras"
 WEIGHTS_FILE = "weights.npz"
 VOCAB_FILE = "vocabulary.json"
@@ -82,8 +88,13 @@ CONFIG_FILE = "config.json"
 METADATA_FILE = "metadata.json"
 HISTORY_FILE = "history.json"
 CURVES_FILE = "learning_curves.png"
+STORE_FILE = "store.npz"
+STORE_INDEX_FILE = "store.json"
 MANIFEST_FILE = "manifest.json"
-BUNDLE_FILES = (MODEL_FILE, WEIGHTS_FILE, VOCAB_FILE, IDF_FILE, CONFIG_FILE, METADATA_FILE, HISTORY_FILE, CURVES_FILE)
+_FORMAT_1_FILES = (MODEL_FILE, WEIGHTS_FILE, VOCAB_FILE, IDF_FILE, CONFIG_FILE, METADATA_FILE, HISTORY_FILE, CURVES_FILE)
+BUNDLE_FILES = (*_FORMAT_1_FILES, STORE_FILE, STORE_INDEX_FILE)  # what this version writes
+FILES_OF_FORMAT = {1: _FORMAT_1_FILES, 2: BUNDLE_FILES}
+STORE_ARRAYS = {"labels": "i", "indptr": "i", "indices": "i", "counts": "f"}  # store.npz's arrays and their dtype kinds
 
 _WEIGHT_NAME = re.compile(r"(kernel|bias)_(\d+)")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -98,6 +109,7 @@ _TERMS = re.compile(r"(?:\w+(?: \w+)*\n)*")
 JSON_MAX_BYTES = MAX_CONFIG_BYTES  # manifest, config, metadata, history
 PNG_MAX_BYTES = 16 << 20
 UNBOUNDED_VOCAB_MAX_BYTES = 1 << 30  # vocabulary.json when features.max_features is null
+STORE_MAX_BYTES = 1 << 30  # store.npz, store.json: learn.max_store_messages bounds them well below
 _MEMBER_SLACK = 1 << 16  # a zip entry and an .npy header around each array
 _READ_TRIES = 10  # times a folder replaced while it is read is read again
 
@@ -112,6 +124,7 @@ class Bundle:
     config: dict
     metadata: dict
     manifest: dict = field(default_factory=dict)
+    store_bytes: dict[str, bytes] = field(default_factory=dict)  # store.npz and store.json as checked; empty for format 1
 
     @property
     def threshold(self) -> float:
@@ -135,6 +148,7 @@ class Checked:
     features: TfidfFeatures
     layers: list[tuple[np.ndarray, np.ndarray]]
     model_bytes: bytes
+    store_bytes: dict[str, bytes] = field(default_factory=dict)
 
 
 def sha256_file(path: Path) -> str:
@@ -190,10 +204,16 @@ def load_weights(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def save_bundle(
-    target: str | Path, model, layers: list, features: TfidfFeatures, config: dict, metadata: dict, history: dict, force: bool = False
+    target: str | Path, model, layers: list, features: TfidfFeatures, config: dict, metadata: dict, history: dict, force: bool = False,
+    store: dict | None = None, expect_id: str | None = None, manifest_out: dict | None = None,
 ) -> Path:
     """Write a trained model as a bundle at ``target``: every file of BUNDLE_FILES, then the manifest,
-    installed atomically (``write_bundle``). Local and Ray training both save through this.
+    installed atomically (``write_bundle``). Local and Ray training and online learning save through this.
+
+    ``store``: the learned examples (``online.Store.arrays()``: the arrays of store.npz and the
+    ``terms`` and ``keys`` of store.json); None for an empty store. ``expect_id``: replace the
+    bundle at ``target`` only if it is still the one with this bundle_id (see ``write_bundle``).
+    ``manifest_out``: a dict that receives the manifest written.
 
     A failure to write (a full disk, a read-only folder) is OutputError: the bundle was built aside,
     and an existing one at ``target`` is unchanged.
@@ -211,12 +231,26 @@ def save_bundle(
         write_json(folder / METADATA_FILE, metadata)
         write_json(folder / HISTORY_FILE, history)
         learning_curves(history, folder / CURVES_FILE)
+        write_store(folder, store)
 
     try:
-        return write_bundle(target, fill, force=force)
+        return write_bundle(target, fill, force=force, expect_id=expect_id, manifest_out=manifest_out)
     except OSError as exc:
         raise OutputError(f"cannot write the models directory {target}: {exc.strerror or exc}; an existing one is unchanged") from exc
 
+
+def write_store(folder: Path, store: dict | None) -> None:
+    """store.npz and store.json of ``store`` (None: no examples) in ``folder``."""
+    store = store or {}
+    arrays = {
+        "labels": np.asarray(store.get("labels", []), np.int8),
+        "indptr": np.asarray(store.get("indptr", [0]), np.int64),
+        "indices": np.asarray(store.get("indices", []), np.int32),
+        "counts": np.asarray(store.get("counts", []), np.float32),
+    }
+    with open(folder / STORE_FILE, "wb") as fh:
+        np.savez(fh, **arrays)
+    write_json(folder / STORE_INDEX_FILE, {"terms": list(store.get("terms", [])), "keys": list(store.get("keys", [])), "state": store.get("state", {})})
 
 
 def _write_manifest(folder: Path) -> dict:
@@ -361,7 +395,9 @@ def check_replaceable(target: Path, force: bool) -> None:
         raise BundleError(f"{target} is not a spamclf models directory ({problem}); refusing to replace it")
 
 
-def write_bundle(target: str | Path, fill: Callable[[Path], None], force: bool = False) -> Path:
+def write_bundle(
+    target: str | Path, fill: Callable[[Path], None], force: bool = False, expect_id: str | None = None, manifest_out: dict | None = None
+) -> Path:
     """Build a bundle in a temporary folder beside ``target`` with ``fill(folder)``, then move it into place.
 
     ``fill`` writes every file of BUNDLE_FILES and nothing else. An existing bundle is replaced
@@ -369,9 +405,18 @@ def write_bundle(target: str | Path, fill: Callable[[Path], None], force: bool =
     the same parent (``.NAME.tmp-PID-*``, for any NAME) are removed first, by their bundle files'
     names. Such a folder can hold a complete manifest (a kill between writing it and the rename),
     so loading refuses any folder named like one.
+
+    ``expect_id``: the bundle_id of the bundle the caller read (``NO_BUNDLE``: there was none). The bundle at
+    ``target`` is replaced only while it is still that one, checked before building and again just
+    before the swap: otherwise BundleError, and the other writer's bundle stays. (Writers that share
+    a folder hold ``online.models_lock`` around read, change and write, so nothing comes between
+    the last check and the swap.)
     """
     target = Path(target)
-    check_replaceable(target, force)
+    if expect_id is not None:
+        _check_unchanged(target, expect_id)
+    else:
+        check_replaceable(target, force)
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in _stale_dirs(target.parent):
         _remove_bundle_folder(stale)
@@ -386,19 +431,53 @@ def write_bundle(target: str | Path, fill: Callable[[Path], None], force: bool =
         extra = sorted(written - set(BUNDLE_FILES))
         if extra:
             raise RuntimeError(f"bundle writer wrote unexpected file {extra[0]}")
-        _write_manifest(tmp)  # last: a folder without a manifest is never a bundle
+        manifest = _write_manifest(tmp)  # last: a folder without a manifest is never a bundle
         # Never install a bundle that loading would refuse. The manifest's hashes were just
         # computed from these very files: they need no second pass.
         _check(_read_folder(tmp), verify_hashes=False, work_folder=True)
         _fsync_tree(tmp)
-        check_replaceable(target, force)  # another writer may have finished meanwhile
+        if expect_id is not None:
+            _check_unchanged(target, expect_id)
+        else:
+            check_replaceable(target, force)  # another writer may have finished meanwhile
         _install(tmp, target)
         installed = True
         fsync_folder(target.parent)
+        if manifest_out is not None:
+            manifest_out.update(manifest)
     finally:
         if not installed and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)  # our own folder, holding only what ``fill`` wrote
     return target
+
+
+def current_bundle_id(target: Path) -> str | None:
+    """The bundle_id in ``target``'s manifest as it is on disk now; None where there is no bundle there
+    (no folder, an empty folder). Not checked beyond the manifest: for telling whether a bundle changed."""
+    try:
+        if not any(os.scandir(target)):
+            return None
+        manifest = json.loads((Path(target) / MANIFEST_FILE).read_bytes()[: JSON_MAX_BYTES + 1].decode("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return "unreadable"
+    return manifest.get("bundle_id", "unknown") if isinstance(manifest, dict) else "unknown"
+
+
+NO_BUNDLE = ""  # ``expect_id`` of a writer that read no bundle: the folder must still hold none
+
+
+def _check_unchanged(target: Path, expect_id: str) -> None:
+    """BundleError unless the bundle at ``target`` is still the one with ``expect_id`` (``NO_BUNDLE``: none)."""
+    now = current_bundle_id(target) or NO_BUNDLE
+    if now != expect_id:
+        raise BundleError(
+            f"{target} was changed by another process since it was loaded (bundle {expect_id or 'none'}, now {now or 'none'}); "
+            "load it again and repeat the change"
+        )
+    if now != NO_BUNDLE:
+        check_replaceable(target, True)
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -563,6 +642,8 @@ def _size_caps(config: dict, vocab_size: int) -> dict[str, int]:
         METADATA_FILE: JSON_MAX_BYTES,
         HISTORY_FILE: JSON_MAX_BYTES,
         CURVES_FILE: PNG_MAX_BYTES,
+        STORE_FILE: STORE_MAX_BYTES,
+        STORE_INDEX_FILE: STORE_MAX_BYTES,
     }
 
 
@@ -579,12 +660,18 @@ def _manifest_problem(manifest) -> str | None:
     unknown = sorted(set(listed) - set(BUNDLE_FILES))
     if unknown:
         return f"lists {unknown[0]}, which is not a bundle file; refusing it"
-    if set(listed) != set(BUNDLE_FILES) or not all(isinstance(v, str) and _SHA256.fullmatch(v) for v in listed.values()):
+    if set(listed) != set(_files_of(manifest)) or not all(isinstance(v, str) and _SHA256.fullmatch(v) for v in listed.values()):
         return "does not list the files of a bundle with their SHA-256"
     bundle_id = manifest.get("bundle_id")
     if not isinstance(bundle_id, str) or not _BUNDLE_ID.fullmatch(bundle_id) or bundle_id != _bundle_id(manifest):
         return "does not hold the bundle_id its writer derives from it (12 hex digits)"
     return None
+
+
+def _files_of(manifest: dict) -> tuple[str, ...]:
+    """The files a bundle of ``manifest``'s format holds (this version's, for a format it does not know)."""
+    fmt = manifest.get("format_version")
+    return FILES_OF_FORMAT.get(fmt, BUNDLE_FILES) if not isinstance(fmt, bool) else BUNDLE_FILES
 
 
 def _check_manifest(read: _Read) -> dict:
@@ -611,10 +698,11 @@ def _check_manifest(read: _Read) -> dict:
 
 def _check_files(read: _Read, manifest: dict, verify_hashes: bool) -> None:
     folder = read.folder
-    extra = sorted(read.names - set(BUNDLE_FILES) - {MANIFEST_FILE})
+    files = _files_of(manifest)
+    extra = sorted(read.names - set(files) - {MANIFEST_FILE})
     if extra:
         raise BundleError(f"{folder} holds unexpected file {extra[0]}; refusing to load a bundle that was changed")
-    for name in BUNDLE_FILES:
+    for name in files:
         problem = read.problems.get(name)
         if problem == "missing":
             raise BundleError(f"{folder} is incomplete: {name} is missing")
@@ -624,8 +712,8 @@ def _check_files(read: _Read, manifest: dict, verify_hashes: bool) -> None:
             raise BundleError(f"{folder}/{name} is {problem}")
     if not verify_hashes:
         return
-    digests = _sha256_all({name: read.data[name] for name in BUNDLE_FILES})
-    for name in BUNDLE_FILES:
+    digests = _sha256_all({name: read.data[name] for name in files})
+    for name in files:
         if digests[name] != manifest["files"][name]:
             raise BundleError(f"{folder}/{name} does not match its SHA-256 in the manifest; the bundle was changed")
 
@@ -729,6 +817,8 @@ def _check(read: _Read, verify_hashes: bool = True, work_folder: bool = False) -
         weight_facts = check_npz_bytes(data[WEIGHTS_FILE], WEIGHTS_FILE, lambda key: bool(_WEIGHT_NAME.fullmatch(key)))
         widths = _weights_widths(weight_facts)
         idf_facts = check_npz_bytes(data[IDF_FILE], IDF_FILE, lambda key: key == "idf")
+        if STORE_FILE in manifest["files"]:
+            _check_store_shapes(data)
     except UnsafeFile as exc:
         raise BundleError(f"{folder}: {exc}") from None
     n_features = _check_shapes(folder, config, keras_facts, widths, idf_facts)
@@ -746,10 +836,30 @@ def _check(read: _Read, verify_hashes: bool = True, work_folder: bool = False) -
     _finite(folder, IDF_FILE, [idf])
     _finite(folder, WEIGHTS_FILE, [a for layer in layers for a in layer])
     features = TfidfFeatures.fitted(settings, terms, idf)
+    store = {name: data[name] for name in (STORE_FILE, STORE_INDEX_FILE) if name in manifest["files"]}
     return Checked(
         manifest=manifest, config=config, metadata=metadata, n_features=n_features, keras=keras_facts,
-        features=features, layers=layers, model_bytes=data[MODEL_FILE],
+        features=features, layers=layers, model_bytes=data[MODEL_FILE], store_bytes=store,
     )
+
+
+def _check_store_shapes(data: dict[str, bytes]) -> None:
+    """store.npz holds the four arrays of STORE_ARRAYS, one-dimensional, of their kinds, and as many labels
+    as store.json has keys; store.json holds terms and keys. Their contents are checked where they are
+    read (``online.Store.from_bundle``): only learning reads them."""
+    facts = check_npz_bytes(data[STORE_FILE], STORE_FILE, lambda key: key in STORE_ARRAYS, kinds="fi")
+    if set(facts) != set(STORE_ARRAYS):
+        raise UnsafeFile(f"{STORE_FILE} does not hold the arrays {', '.join(STORE_ARRAYS)}")
+    for key, kind in STORE_ARRAYS.items():
+        if facts[key].dtype.kind != kind or len(facts[key].shape) != 1:
+            raise UnsafeFile(f"{STORE_FILE}: array {key!r} is not a vector of kind {kind!r}")
+    doc = check_json_bytes(data[STORE_INDEX_FILE], STORE_INDEX_FILE)
+    if not isinstance(doc.get("terms"), list) or not isinstance(doc.get("keys"), list) or not isinstance(doc.get("state", {}), dict):
+        raise UnsafeFile(f"{STORE_INDEX_FILE} does not hold the store's terms and keys")
+    if len(doc["keys"]) != facts["labels"].shape[0] or facts["indptr"].shape[0] != facts["labels"].shape[0] + 1:
+        raise UnsafeFile(f"{STORE_FILE} and {STORE_INDEX_FILE} do not describe the same examples")
+    if facts["indices"].shape != facts["counts"].shape:
+        raise UnsafeFile(f"{STORE_FILE}: indices and counts differ in length")
 
 
 def check_bundle(folder: str | Path, verify_hashes: bool = True) -> Checked:
@@ -772,7 +882,7 @@ def verify(folder: str | Path) -> dict:
 def _bundle(folder: Path, checked: Checked) -> Bundle:
     return Bundle(
         path=folder, features=checked.features, layers=checked.layers, config=checked.config, metadata=checked.metadata,
-        manifest=checked.manifest,
+        manifest=checked.manifest, store_bytes=checked.store_bytes,
     )
 
 

@@ -211,11 +211,12 @@ def _array_header(head: bytes) -> tuple[tuple[int, ...], bool, np.dtype, int]:
     return tuple(shape), fortran_order, dtype, fh.tell()
 
 
-def check_npz_bytes(data: bytes, name: str, allowed_names=None) -> dict[str, ArrayFacts]:
+def check_npz_bytes(data: bytes, name: str, allowed_names=None, kinds: str = "f") -> dict[str, ArrayFacts]:
     """The arrays in an ``.npz`` as their headers declare them; refuse object arrays, unknown members,
     and a header that declares more (or fewer) bytes than its member holds.
 
     ``allowed_names``: a predicate on member names (without ``.npy``); None allows any name.
+    ``kinds``: the dtype kinds allowed (``f`` float, ``i`` signed integer), each at most 8 bytes.
     """
     arrays: dict[str, ArrayFacts] = {}
     with _open_zip(data, name, "NPZ") as archive:
@@ -236,8 +237,9 @@ def check_npz_bytes(data: bytes, name: str, allowed_names=None) -> dict[str, Arr
             raise UnsafeFile(f"{name}: array {key!r} has no valid header ({exc})") from None
         if dtype.hasobject:
             raise UnsafeFile(f"{name}: array {key!r} holds Python objects (pickle); refusing it")
-        if dtype.kind != "f" or dtype.itemsize > 8:
-            raise UnsafeFile(f"{name}: array {key!r} has dtype {dtype}, not float16, float32 or float64")
+        if dtype.kind not in kinds or dtype.itemsize > 8:
+            wanted = "float16, float32 or float64" if kinds == "f" else "a number of at most 8 bytes"
+            raise UnsafeFile(f"{name}: array {key!r} has dtype {dtype}, not {wanted}")
         declared = math.prod(shape) * dtype.itemsize
         if header_bytes + declared != info.file_size:
             raise UnsafeFile(

@@ -370,6 +370,19 @@ class TfidfFeatures:
         self._index = dict(zip(vocabulary, count()))
         self._structure = np.fromiter((bool(STRUCTURE_TOKEN.match(t)) for t in vocabulary), dtype=bool, count=len(vocabulary))
 
+    def grow(self, terms: Sequence[str], idf: np.ndarray) -> None:
+        """Append ``terms`` (not in the vocabulary yet) as new columns with their IDF weights: online
+        learning's new features (:mod:`spamclf.model.online`)."""
+        self._check_fitted()
+        if not len(terms):
+            return
+        start = len(self.vocabulary_)
+        self.vocabulary_ = [*self.vocabulary_, *terms]
+        self._index.update(zip(terms, count(start)))
+        self.idf_ = np.concatenate([self.idf_, np.asarray(idf, dtype=np.float32)])
+        new = np.fromiter((bool(STRUCTURE_TOKEN.match(t)) for t in terms), dtype=bool, count=len(terms))
+        self._structure = np.concatenate([self._structure, new])
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "vocabulary_"):
             raise RuntimeError("TfidfFeatures is not fitted: call fit() or load() first")

@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from ..errors import BundleError, DataError, UsageError
 from . import engine as scoring
 from .metrics import Metrics
 
@@ -186,9 +187,12 @@ def create_app(engine: scoring.Engine, settings: Settings, log) -> Starlette:
             result = await settings.learner.run(what, raw, label)
         except scoring.Busy as exc:
             raise Refused(503, str(exc), "busy", {"Retry-After": "1"}) from None
-        except Exception as exc:  # noqa: BLE001 -- the learner's typed errors are one line
-            status = 409 if exc.__class__.__name__ in ("StaleBundle", "LockTimeout") else 500
-            raise Refused(status, f"cannot {what}: {one_line(exc)}", what) from None
+        except (DataError, UsageError) as exc:  # the message cannot be learned
+            raise Refused(400, f"cannot {what} this message: {one_line(exc)}", what) from None
+        except BundleError as exc:  # another writer holds the models directory, or replaced it meanwhile
+            raise Refused(409, f"cannot {what} now: {one_line(exc)}", what) from None
+        except Exception as exc:  # noqa: BLE001 -- anything else (a full disk): one line, nothing saved
+            raise Refused(500, f"cannot {what}: {one_line(exc)}", what) from None
         await reload()  # answer once new requests are scored by the bundle that holds the change
         log("info", what, f"{what} {label or ''} -> bundle {result.get('bundle_id')}".replace("  ", " "), bundle_id=result.get("bundle_id"))
         return JSONResponse(result, headers={BUNDLE_HEADER: str(result.get("bundle_id"))})

@@ -18,23 +18,32 @@ from .engine import Busy, quiet_child
 
 
 def available() -> bool:
-    """Whether this spamclf has the online-learning API the endpoints call."""
+    """Whether this spamclf has the online-learning API the endpoints call (issue 19)."""
     from ..commands.predict import Classifier
-    from ..model import bundle
 
-    return all(hasattr(Classifier, name) for name in ("learn", "forget", "save")) and hasattr(bundle, "models_lock")
+    try:
+        from ..model.online import models_lock  # noqa: F401
+    except ImportError:
+        return False
+    return all(hasattr(Classifier, name) for name in ("learn", "forget", "save"))
 
 
 def _change(models_dir: str, what: str, raw: bytes, label: str | None, lock_timeout: float) -> dict:
-    """In the learner process: learn or forget one message, save the bundle, return what changed."""
+    """In the learner process: learn or forget one message and save the bundle (when that changed it),
+    all under the models directory's lock; return what changed and the bundle_id now on disk."""
     from ..commands.predict import load
-    from ..model.bundle import models_lock
+    from ..errors import DataError
+    from ..model.online import models_lock
 
     with models_lock(models_dir, lock_timeout):
         clf = load(models_dir)
-        result = clf.learn([raw], [label]) if what == "learn" else clf.forget([raw])
-        clf.save()
-    return {**result, "bundle_id": clf.bundle.bundle_id}
+        result = clf.learn([raw], label) if what == "learn" else clf.forget([raw])
+        errors = result.pop("errors", [])
+        if errors:
+            raise DataError(errors[0]["error"])
+        changed = result.get("learned", 0) + result.get("relabelled", 0) + result.get("forgotten", 0)
+        bundle_id = clf.save() if changed else clf.bundle.bundle_id
+    return {**result, "bundle_id": bundle_id}
 
 
 class Learner:

@@ -81,6 +81,46 @@ def _route_uvicorn_logs(log: Log) -> None:
     uvicorn_log.propagate = False
 
 
+def header_deadline_protocol(seconds: float):
+    """uvicorn's h11 protocol, closing a connection whose request line and headers are not all in
+    within ``seconds``: uvicorn has no such limit (its keep-alive timer stops at the first byte),
+    so a client trickling headers (slowloris) would hold its connection for ever. Once the headers
+    are in, the app's own time limit covers the body. Hooks uvicorn's H11Protocol (``cycle``,
+    ``on_response_complete``, ``timeout_keep_alive_handler``, which closes the connection)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadline(H11Protocol):
+        _header_timer = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._header_timer = self.loop.call_later(seconds, self.timeout_keep_alive_handler)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not None and not self.cycle.response_complete:
+                self._disarm()  # a request is in: its headers arrived in time
+
+        def on_response_complete(self) -> None:
+            self._arm()  # the next request's headers get the same time (a pipelined one disarms it at once)
+            super().on_response_complete()
+
+        def connection_lost(self, exc) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeaderDeadline
+
+
 def read_token(path: str, log: Log) -> str:
     """The token in ``path``: its first line, stripped."""
     try:
@@ -177,6 +217,7 @@ def serve(options: ServeOptions) -> None:
     _route_uvicorn_logs(log)
     config = uvicorn.Config(
         create_app(engine, settings, log),
+        http=header_deadline_protocol(options.timeout),
         log_config=None,
         access_log=False,
         lifespan="on",

@@ -18,7 +18,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from spamclf.cli import main
-from spamclf.commands.filter import FilterOptions, add_headers, filter_message, header_end, line_ending
+from spamclf.commands.filter import FilterOptions, add_headers, filter_message
+from spamclf.mail.header_block import header_end, line_ending
 from spamclf.commands.predict import Classifier
 
 ADDED = re.compile(rb"X-Spam-(?:Flag|Score|Status): [^\r\n]*\r?\n")
