@@ -8,6 +8,7 @@ that cannot be used or an input that could not be read. A reader of stdout that 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -133,16 +134,17 @@ def meant_for_filter_mode(argv) -> bool:
     return not any(w == "--format" or w.startswith("--format=") for w in words[1:])
 
 
-def data_option(f):
-    """``--data``, ``--spam`` and ``--ham``, handed to the command as one list of sources in ``data``."""
-    import functools
+def data_option(f, unless: str | None = None):
+    """``--data``, ``--spam`` and ``--ham``, handed to the command as one list of sources in ``data``;
+    required unless the flag ``unless`` (a parameter of the command) is set."""
 
     @functools.wraps(f)
     def merged(*args, spam=(), ham=(), **kwargs):
         from .mail.sources import labelled_sources
 
-        if not (kwargs.get("data") or spam or ham):
-            raise click.UsageError("give labelled data: --data SRC, or --spam SRC and --ham SRC")
+        if not (kwargs.get("data") or spam or ham or (unless and kwargs.get(unless))):
+            also = f" (or --{unless})" if unless else ""
+            raise click.UsageError(f"give labelled data: --data SRC, or --spam SRC and --ham SRC{also}")
         kwargs["data"] = labelled_sources(kwargs.get("data") or (), spam, ham)
         return f(*args, **kwargs)
 
@@ -257,30 +259,55 @@ def preprocess(data, out, test_size, seed, config_path, overrides, jobs, quiet):
     emit(json.dumps(stats, indent=2))
 
 
+def wait_option(f):
+    return click.option(
+        "--wait",
+        type=click.FloatRange(0.0),
+        default=60.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="How long to wait while another process changes the models directory; then exit 3.",
+    )(f)
+
+
 @main.command(context_settings=CONTEXT)
-@data_option
+@functools.partial(data_option, unless="relearn")
 @click.option("--models", "models_dir", required=True, type=click.Path(file_okay=False), help="Models directory to write.")
 @config_options
 @click.option("--force", is_flag=True, help="Replace an existing models directory (atomically).")
+@click.option(
+    "--relearn",
+    is_flag=True,
+    help="Rebuild the model at --models from everything 'learn' stored in it (no --data); atomically, under its lock.",
+)
+@wait_option
 @engine_options("distributed vocabulary and data-parallel training on Ray")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, metavar="N", help="Ray: data-parallel workers.")
 @jobs_option
 @quiet_option
-def train(data, models_dir, config_path, overrides, force, engine, workers, address, jobs, quiet):
+@click.pass_context
+def train(ctx, data, models_dir, config_path, overrides, force, relearn, wait, engine, workers, address, jobs, quiet):
     """Train a spam filter on labelled mail and save it to a models directory.
 
     Fits TF-IDF on the training messages, trains the dense network with a validation
     split and early stopping, picks the decision threshold on the validation data, and
     writes the bundle. Prints a JSON summary on stdout.
 
+    With --relearn instead of --data: rebuilds the model at --models from every message
+    'spamclf learn' stored there (the vocabulary selected again, the network fitted from
+    scratch, with the bundle's own config), replacing it atomically while holding its lock.
+
     \b
     Example:
       spamclf train --data data/sample --models models/demo --config configs/smoke.yaml
       spamclf train --data data/spamassassin --models models/sa --set train.epochs=8
       spamclf train --data data/spamassassin --models models/sa --engine ray --workers 4
+      spamclf train --models ~/.spamclf/models --relearn
     """
     from functools import partial
 
+    if relearn:
+        return _relearn(ctx, data, wait)
     if engine == "ray":
         from .ray_engine.train import train_on_ray
 
@@ -298,6 +325,21 @@ def train(data, models_dir, config_path, overrides, force, engine, workers, addr
         click.echo(f"skipped {printable(entry['path'])}: {printable(entry['reason'])}", err=True)
     summary.pop("history")
     emit(json.dumps(summary, indent=2))
+
+
+def _relearn(ctx, data, wait) -> None:
+    """``train --relearn``: every other option of ``train`` that was given is a usage error."""
+    from click.core import ParameterSource
+
+    from .commands.learning import relearn_models
+
+    if data:
+        raise UsageError("--relearn rebuilds from what the models directory learned: give no --data, --spam or --ham")
+    kept = {"models_dir", "relearn", "wait", "quiet", "data", "spam", "ham"}
+    given = [p for p in ctx.command.params if p.name not in kept and ctx.get_parameter_source(p.name) != ParameterSource.DEFAULT]
+    if given:
+        raise UsageError(f"--relearn uses the models directory's own config and engine: {given[0].opts[-1]} does not apply")
+    emit(json.dumps(relearn_models(ctx.params["models_dir"], wait), indent=2))
 
 
 @main.command(context_settings=CONTEXT)
@@ -565,6 +607,64 @@ def serve(models_dir, listen, socket_path, socket_mode, workers, queue, timeout,
             timeout=timeout, max_bytes=max_bytes, token_file=token_file, log_format=log_format,
         )
     )
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--models", "models_dir", required=True, type=click.Path(file_okay=False), help="Models directory to learn into (created when there is none).")
+@click.argument("inputs", nargs=-1, metavar="INPUT...")
+@click.option("--spam", "spam", is_flag=True, help="Learn the messages as spam.")
+@click.option("--ham", "ham", is_flag=True, help="Learn the messages as ham.")
+@click.option("--forget", is_flag=True, help="Remove what was learned from the messages instead.")
+@wait_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
+@config_options
+@quiet_option
+def learn(models_dir, inputs, spam, ham, forget, wait, as_json, config_path, overrides, quiet):
+    """Learn messages as spam or ham from your corrections, one message or a mailbox at a time.
+
+    Takes the same inputs as 'predict': files, folders, Maildir/MH, mbox, compressed files,
+    tables, and '-' for one message on stdin (what a mail client's "mark as spam" pipes in).
+    With no bundle at --models, starts an empty one there (--config/--set choose its config).
+    A message learned again with the same label is unchanged; with the other label it is moved
+    (relabelled). spamclf's own X-Spam-* headers are ignored. --forget removes messages.
+
+    Prints '12 learned, 1 relabelled, 3 unchanged, 0 failed' on stderr. Exit status 0, or 3
+    when an input could not be read (the others are learned), the models directory cannot be
+    used, or another process held it longer than --wait.
+
+    \b
+    Example:
+      spamclf learn --models ~/.spamclf/models --spam - < message.eml
+      spamclf learn --models ~/.spamclf/models --ham ~/Mail/inbox/cur/1701234567.M1P2.host
+      spamclf learn --models ~/.spamclf/models --spam ~/Maildir/.Junk
+      spamclf learn --models ~/.spamclf/models --forget wrongly-learned.eml
+    """
+    from .commands.learn import format_summary, learn_inputs
+
+    from .mail.sources import SkipLog
+
+    if spam and ham:
+        raise UsageError("give one label: --spam or --ham, not both")
+    if forget and (spam or ham):
+        raise UsageError("--forget takes no label: give --forget alone, or --spam or --ham to learn")
+    if not (spam or ham or forget):
+        raise UsageError("give a label: --spam or --ham (or --forget)")
+    if as_json and sys.stdout is None:
+        raise SpamclfError("stdout is closed: the JSON summary has nowhere to go")
+    label = "spam" if spam else "ham" if ham else None
+    skips = SkipLog()
+    summary = learn_inputs(
+        models_dir, inputs, label, forget, wait, config=config_path, overrides=overrides, progress=not quiet, skips=skips
+    )
+    for note in summary.pop("notes"):
+        click.echo(f"note: {printable(note)}", err=True)
+    for row in summary["errors"]:
+        echo_error(f"{row['path']}: {row['error']}")
+    click.echo(format_summary(summary) + (f", {skips.summary()}" if skips.skipped else ""), err=True)
+    if as_json:
+        emit(json.dumps(summary))
+    if summary["failed"]:
+        sys.exit(3)
 
 
 @main.command("inspect", context_settings=CONTEXT)

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from spamclf.cli import main
 
-COMMANDS = ["preprocess", "train", "evaluate", "predict", "inspect"]
+COMMANDS = ["preprocess", "train", "evaluate", "predict", "learn", "inspect"]
 METRIC_KEYS = {"accuracy", "precision", "recall", "f1", "roc_auc", "false_positive_rate", "n", "confusion_matrix"}
 
 

@@ -69,10 +69,13 @@ def _as_list(messages) -> list:
 
 
 def _items(clf: Classifier, messages: list) -> Iterator[tuple[int, Item]]:
-    """(index of the input, Item) for every message of every input: paths as ``predict`` reads them, or raw bytes."""
+    """(index of the input, Item) for every message of every input: paths as ``predict`` reads them, raw
+    bytes, or Items already read (``spamclf learn`` reads its inputs itself, to show progress)."""
     max_bytes = clf.options.max_bytes
     for i, message in enumerate(messages):
-        if isinstance(message, (bytes, bytearray, memoryview)):
+        if isinstance(message, Item):
+            yield i, message
+        elif isinstance(message, (bytes, bytearray, memoryview)):
             raw = bytes(message)
             yield i, Item(f"<message {i + 1}>", raw=raw[:max_bytes], truncated=len(raw) > max_bytes)
         elif isinstance(message, (str, Path)):

@@ -114,7 +114,8 @@ class Classifier:
     def score_rows(self, x: sp.csr_matrix) -> np.ndarray:
         """Spam probabilities for TF-IDF rows made with this bundle's features (0 from a learner that has
         not learned both classes yet: an empty filter labels nothing spam)."""
-        if self._learner is not None and not self._learner.ready:
+        ready = _learned_both_classes(self.bundle.metadata) if self._learner is None else self._learner.ready
+        if not ready:
             return np.zeros(x.shape[0], np.float32)
         return forward(x, self.bundle.layers)
 
@@ -221,6 +222,15 @@ def _frame_item(index, value, max_bytes: int) -> Item:
     else:
         return Item(where, error=f"no message (a {type(value).__name__}, not bytes or text)")
     return Item(where, raw=raw[:max_bytes], truncated=len(raw) > max_bytes)
+
+
+def _learned_both_classes(metadata: dict) -> bool:
+    """Whether a bundle as saved may label anything spam, as its learner's ``ready`` says once learning:
+    trained by ``train`` (it has ``data``), or started empty by ``learn`` and learned both classes since."""
+    learned = metadata.get("learned")
+    if "data" in metadata or not isinstance(learned, dict):
+        return True
+    return min(learned.get("ham", 0), learned.get("spam", 0)) > 0
 
 
 def _label(score: float, ham_cutoff: float, spam_cutoff: float) -> str:

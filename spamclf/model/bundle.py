@@ -453,13 +453,19 @@ def write_bundle(
 
 def current_bundle_id(target: Path) -> str | None:
     """The bundle_id in ``target``'s manifest as it is on disk now; None where there is no bundle there
-    (no folder, an empty folder). Not checked beyond the manifest: for telling whether a bundle changed."""
+    (no folder, an empty folder). Not checked beyond the manifest: for telling whether a bundle changed.
+    A folder of other files is not "no bundle": a writer that expects none must not replace it."""
     try:
         if not any(os.scandir(target)):
             return None
-        manifest = json.loads((Path(target) / MANIFEST_FILE).read_bytes()[: JSON_MAX_BYTES + 1].decode("utf-8"))
     except FileNotFoundError:
         return None
+    except OSError:
+        return "unreadable"
+    try:
+        manifest = json.loads((Path(target) / MANIFEST_FILE).read_bytes()[: JSON_MAX_BYTES + 1].decode("utf-8"))
+    except FileNotFoundError:
+        return f"no {MANIFEST_FILE}"
     except (OSError, ValueError):
         return "unreadable"
     return manifest.get("bundle_id", "unknown") if isinstance(manifest, dict) else "unknown"
