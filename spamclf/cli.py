@@ -610,7 +610,9 @@ def serve(models_dir, listen, socket_path, socket_mode, workers, queue, timeout,
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--models", "models_dir", required=True, type=click.Path(file_okay=False), help="Models directory to learn into (created when there is none).")
+@click.option(
+    "--models", "models_dir", type=click.Path(file_okay=False), help="Models directory to learn into (created when there is none; required, but for --server)."
+)
 @click.argument("inputs", nargs=-1, metavar="INPUT...")
 @click.option("--spam", "spam", is_flag=True, help="Learn the messages as spam.")
 @click.option("--ham", "ham", is_flag=True, help="Learn the messages as ham.")
@@ -619,7 +621,10 @@ def serve(models_dir, listen, socket_path, socket_mode, workers, queue, timeout,
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
 @config_options
 @quiet_option
-def learn(models_dir, inputs, spam, ham, forget, wait, as_json, config_path, overrides, quiet):
+@server_options
+@click.option("--token-file", type=click.Path(dir_okay=False), default=None, help="With --server: a file whose first line is the daemon's bearer token.")
+@click.pass_context
+def learn(ctx, models_dir, inputs, spam, ham, forget, wait, as_json, config_path, overrides, quiet, server, timeout, token_file):
     """Learn messages as spam or ham from your corrections, one message or a mailbox at a time.
 
     Takes the same inputs as 'predict': files, folders, Maildir/MH, mbox, compressed files,
@@ -638,6 +643,11 @@ def learn(models_dir, inputs, spam, ham, forget, wait, as_json, config_path, ove
       spamclf learn --models ~/.spamclf/models --ham ~/Mail/inbox/cur/1701234567.M1P2.host
       spamclf learn --models ~/.spamclf/models --spam ~/Maildir/.Junk
       spamclf learn --models ~/.spamclf/models --forget wrongly-learned.eml
+      spamclf learn --server unix:/run/spamclf/spamclf.sock --spam --token-file ~/.spamclf/token - < message.eml
+
+    With --server URL instead of --models, the message on stdin ('-') is learned by a running
+    'spamclf serve', which prints its JSON answer on stdout. Exit status 0 learned, 1 refused
+    (a wrong token, a message it rejects) or an unreadable --token-file, 3 no message or no daemon.
     """
     from .commands.learn import format_summary, learn_inputs
 
@@ -649,9 +659,15 @@ def learn(models_dir, inputs, spam, ham, forget, wait, as_json, config_path, ove
         raise UsageError("--forget takes no label: give --forget alone, or --spam or --ham to learn")
     if not (spam or ham or forget):
         raise UsageError("give a label: --spam or --ham (or --forget)")
+    label = "spam" if spam else "ham" if ham else None
+    if server:
+        return _learn_through_server(ctx, server, timeout, token_file, inputs, label)
+    if token_file:
+        raise UsageError("--token-file is for --server")
+    if models_dir is None:
+        raise click.MissingParameter(ctx=ctx, param=next(p for p in ctx.command.params if p.name == "models_dir"))
     if as_json and sys.stdout is None:
         raise SpamclfError("stdout is closed: the JSON summary has nowhere to go")
-    label = "spam" if spam else "ham" if ham else None
     skips = SkipLog()
     summary = learn_inputs(
         models_dir, inputs, label, forget, wait, config=config_path, overrides=overrides, progress=not quiet, skips=skips
@@ -665,6 +681,23 @@ def learn(models_dir, inputs, spam, ham, forget, wait, as_json, config_path, ove
         emit(json.dumps(summary))
     if summary["failed"]:
         sys.exit(3)
+
+
+def _learn_through_server(ctx, server, timeout, token_file, inputs, label):
+    """``learn --server URL (--spam|--ham|--forget) -``: the fast start's own function."""
+    from click.core import ParameterSource
+
+    from .serving.client import learn_stream
+
+    kept = {"inputs", "spam", "ham", "forget", "server", "timeout", "token_file", "as_json", "quiet"}
+    local = [p.opts[0] for p in ctx.command.params if p.name not in kept and ctx.get_parameter_source(p.name) != ParameterSource.DEFAULT]
+    if tuple(inputs) != ("-",) or local:
+        given = f": not with {', '.join(local)}" if local else ""
+        raise UsageError(f"--server learns the one message on stdin: give it the input '-' alone{given}")
+    code, error = learn_stream(server, label, binary(sys.stdin), binary(sys.stdout), token_file, timeout)
+    if error:
+        echo_error(error)
+    ctx.exit(code)
 
 
 @main.command("inspect", context_settings=CONTEXT)

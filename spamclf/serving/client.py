@@ -28,6 +28,9 @@ FILTER_PATH, LEARN_PATH, FORGET_PATH = "/v1/filter", "/v1/learn", "/v1/forget"
 LABEL_HEADER = "X-Spamclf-Label"  # the daemon's verdict on /v1/filter
 # learn's statuses: the CLI's own (0 ok, 1 bad input or a refusal, 3 unreadable input or no daemon)
 LEARN_OK, LEARN_REFUSED, LEARN_UNREACHABLE = 0, 1, 3
+# The answers that refuse this message or this client, for good (exit 1); any other (408 a slow upload,
+# 409 the models directory busy, 5xx, none at all) is a daemon that may take it later (exit 3).
+_REFUSALS = {400, 401, 403, 404, 405, 413, 415, 422}
 
 
 class ServerError(Exception):
@@ -233,8 +236,9 @@ def learn_stream(
     post the message on ``stdin`` to the daemon and write its JSON answer to ``stdout``, one line.
 
     Returns ``(exit status, error or None)``, never raises: 0 learned; 1 a refusal (a bad token,
-    a message the daemon rejects: a 4xx answer) or an unusable token file; 3 no message (stdin closed
-    or unreadable) or no daemon (nothing listening, a timeout, a 5xx answer).
+    a message the daemon rejects: ``_REFUSALS``) or an unusable token file; 3 no message (stdin
+    closed or unreadable) or no daemon to take it now (nothing listening, a timeout, 408, 409, 5xx).
+    A learn that timed out may still have been done: learning again is safe (it is idempotent).
     """
     raw, error = read_message(stdin, "learn")
     if error:
@@ -247,8 +251,7 @@ def learn_stream(
     try:
         _, body = exchange(url, path, raw, timeout, headers)
     except ServerError as exc:
-        refused = exc.status is not None and 400 <= exc.status < 500
-        return (LEARN_REFUSED if refused else LEARN_UNREACHABLE), str(exc)
+        return (LEARN_REFUSED if exc.status in _REFUSALS else LEARN_UNREACHABLE), str(exc)
     if stdout is not None:
         try:
             stdout.write(body.rstrip(b"\n") + b"\n")

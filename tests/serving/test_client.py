@@ -431,3 +431,33 @@ def test_learn_exit_statuses(canned, tmp_path):
     proc = sh("<&-", "learn", "--server", failing, "--ham", "-")
     assert proc.returncode == 3
     one_error_line(proc.stderr, "stdin is closed")
+
+
+def test_the_click_learn_option_behaves_as_the_fast_start(canned, tmp_path):
+    token = tmp_path / "token"
+    token.write_text("s3cret")
+    url, server = canned(lambda body, handler: (200, {}, b'{"learned": 1}'))
+    for extra in ([], ["--json", "-q"]):  # options the fast start leaves to Click
+        result = CliRunner().invoke(main, ["learn", "--server", url, "--ham", "--token-file", str(token), *extra, "-"], input=CRLF)
+        assert result.exit_code == 0 and json.loads(result.stdout) == {"learned": 1}
+    assert [seen[:1] + (seen[1]["Authorization"], seen[2]) for seen in server.seen] == [("/v1/learn?label=ham", "Bearer s3cret", CRLF)] * 2
+    busy, _ = canned(error(409, "another process is changing the models directory"))
+    result = CliRunner().invoke(main, ["learn", "--server", busy, "--spam", "-"], input=CRLF)
+    assert result.exit_code == 3 and result.stderr.startswith("Error: the daemon at") and "answered 409" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["--server", "URL", "--spam", "--models", "m", "-"], "not with --models"),
+        (["--server", "URL", "--spam", "--wait", "3", "-"], "not with --wait"),
+        (["--server", "URL", "--spam", "msg.eml"], "input '-' alone"),
+        (["--server", "URL", "-"], "give a label"),
+        (["--models", "m", "--token-file", "t", "--spam", "-"], "--token-file is for --server"),
+        (["--spam", "-"], "Missing option '--models'"),
+    ],
+)
+def test_learn_command_lines_that_are_wrong(canned, args, said):
+    url, server = canned(lambda body, handler: (200, {}, b"{}"))
+    result = CliRunner().invoke(main, ["learn", *[url if a == "URL" else a for a in args]], input=RAW)
+    assert result.exit_code == 2 and said in result.stderr and not server.seen

@@ -5,6 +5,7 @@ when the daemon goes away the mail still goes through."""
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import shutil
 import signal
@@ -192,3 +193,38 @@ def test_the_procmail_recipe_of_the_docs(daemon, clf, tmp_path):
     write_rc(f"http://127.0.0.1:{free_port()}")  # the daemon away: procmail defers, the MTA keeps the message and retries
     proc = subprocess.run(["procmail", "-m", str(rc)], input=ham, env=env, capture_output=True, cwd=tmp_path)
     assert proc.returncode == 75 and len(list((tmp_path / "Maildir" / "new").iterdir())) == 1
+
+
+def test_learning_through_the_daemon(smoke_models, tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(smoke_models, models)
+    token = tmp_path / "token"
+    token.write_text("a-long-random-token\n")
+    token.chmod(0o600)
+    port = free_port()
+    proc = start(models, "--listen", f"127.0.0.1:{port}", "--token-file", str(token))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=5), proc)
+        raw = MESSAGES[-1].read_bytes()  # a ham, learned as spam
+        learn = ("learn", "--server", url, "--token-file", str(token), "--timeout", "120")
+        first = spamclf(*learn, "--spam", "-", stdin=raw, timeout=180)
+        assert first.returncode == 0 and first.stderr == b"", first.stderr
+        answer = json.loads(first.stdout)
+        assert answer["learned"] == 1 and answer["bundle_id"] != Classifier.load(smoke_models).bundle.bundle_id
+        again = spamclf(*learn, "--spam", "-", stdin=raw, timeout=180)
+        assert again.returncode == 0 and json.loads(again.stdout)["unchanged"] == 1
+        other = spamclf(*learn, "--ham", "-", stdin=MESSAGES[-2].read_bytes(), timeout=180)  # so that one stays after the forget
+        assert other.returncode == 0 and json.loads(other.stdout)["learned"] == 1
+        forgot = spamclf(*learn, "--forget", "-", stdin=raw, timeout=180)
+        assert forgot.returncode == 0 and json.loads(forgot.stdout)["forgotten"] == 1
+        wrong = tmp_path / "wrong"
+        wrong.write_text("guess")
+        refused = spamclf("learn", "--server", url, "--token-file", str(wrong), "--spam", "-", stdin=raw)
+        assert refused.returncode == 1 and refused.stdout == b""
+        one_error_line(refused.stderr, "answered 401")
+    finally:
+        stop(proc)
+    away = spamclf(*learn, "--spam", "-", stdin=raw)
+    assert away.returncode == 3
+    one_error_line(away.stderr, "nothing listening")
