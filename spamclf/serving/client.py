@@ -96,6 +96,7 @@ class _Deadline:
 
     def __init__(self, seconds: float):
         self.seconds = seconds
+        self.armed = False
         self.previous = None
 
     def __enter__(self):
@@ -108,15 +109,16 @@ class _Deadline:
             self.previous = signal.signal(signal.SIGALRM, expired)
         except ValueError:  # not the main thread
             return self
+        self.armed = True
         signal.setitimer(signal.ITIMER_REAL, self.seconds)
         return self
 
     def __exit__(self, *exc):
-        if self.previous is not None:
+        if self.armed:
             import signal
 
             signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self.previous)
+            signal.signal(signal.SIGALRM, self.previous if self.previous is not None else signal.SIG_DFL)
         return False
 
 
