@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := work/demo
 
-.PHONY: demo test install data bench bench-online accuracy clean
+.PHONY: demo test install data bench bench-online bench-serve accuracy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ bench: install
 # one `spamclf learn` beside `sa-learn`. LIMIT=N for the first N messages of each stream.
 bench-online: install
 	$(BIN)/python -m benchmarks.online --corpus $(CORPUS) $(if $(LIMIT),--limit $(LIMIT))
+
+# spamclf serve and its client beside bogofilter -p and spamc -> spamd: latency, 16-client throughput
+# against batch predict, a reload under load, hostile requests. About 5 min on 2 cores.
+bench-serve: install
+	$(BIN)/python -m benchmarks.serve --corpus $(CORPUS)
 
 # 80/20 split and 5-fold CV for the default and seed configs, bogofilter and scikit-learn: about 25 min on 2 cores.
 accuracy: install

@@ -22,6 +22,7 @@ import click  # noqa: E402
 from . import __version__  # noqa: E402
 from .printable import printable  # noqa: E402
 from .errors import OutputError, SpamclfError, UsageError  # noqa: E402
+from .serving.server import DEFAULT_HOST, DEFAULT_PORT, LOG_FORMATS, ServeOptions  # noqa: E402
 from .writing import OutputClosed, write_stream  # noqa: E402
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -387,8 +388,23 @@ def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, jobs,
         click.echo(f"report written to {result['report']['html']}", err=True)
 
 
+def server_options(f):
+    """``--server URL`` and ``--timeout S``: the command through a running ``spamclf serve``."""
+    from .serving.client import DEFAULT_TIMEOUT
+
+    f = click.option(
+        "--timeout",
+        type=click.FloatRange(0, min_open=True),
+        default=DEFAULT_TIMEOUT,
+        show_default=True,
+        metavar="S",
+        help="With --server: seconds to wait for the daemon's whole answer.",
+    )(f)
+    return click.option("--server", metavar="URL", default=None, help="Go through a running 'spamclf serve' at URL: http://HOST:PORT or unix:PATH.")(f)
+
+
 @main.command(context_settings=CONTEXT)
-@click.option("--models", "models_dir", required=True, type=click.Path(), help="Models directory written by 'train'.")
+@click.option("--models", "models_dir", type=click.Path(), help="Models directory written by 'train' (required, but for --server).")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "jsonl"]), default="table", show_default=True)
 @click.option(
@@ -429,8 +445,9 @@ def evaluate(models_dir, data, as_json, threshold, target_fpr, report_dir, jobs,
 )
 @click.option("--workers", type=click.IntRange(1), default=None, metavar="N", help="Ray: scoring workers (default: one per CPU).")
 @jobs_option
+@server_options
 @click.pass_context
-def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_zero, header_prefix, engine, address, out_dir, workers, jobs):
+def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_zero, header_prefix, engine, address, out_dir, workers, jobs, server, timeout):
     """Classify messages: files, folders (recursive), Maildir/MH, mbox, compressed files, tables.
 
     Writes one row per message found, in a stable order: path, spam probability (score)
@@ -443,12 +460,18 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
     X-Spam-Status headers (incoming ones are renamed X-Forged-Spam-*). Exit status as
     bogofilter: 0 spam, 1 ham, 2 unsure, 3 error (the message still passed through).
 
+    With --server URL instead of --models, filter mode goes through a running 'spamclf
+    serve': no model is loaded here, and the process starts in milliseconds. If the daemon
+    is down, refuses or does not answer within --timeout, the message passes through
+    unchanged with exit status 3.
+
     \b
     Example:
       spamclf predict --models models/demo data/sample/spam
       spamclf predict --models models/demo --format jsonl message.eml
       spamclf predict --models models/demo --explain 5 suspicious.eml
       spamclf predict --models models/demo - < message.eml > filtered.eml
+      spamclf predict --server unix:/run/spamclf/spamclf.sock - < message.eml > filtered.eml
       spamclf predict --models models/demo --engine ray --out work/scores ~/archive
     """
     from click.core import ParameterSource
@@ -457,6 +480,10 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
 
     stdin_once(inputs)  # before the models load: a wrong command line is reported as such, stdin unread
     filter_mode = inputs == ("-",) and ctx.get_parameter_source("fmt") == ParameterSource.DEFAULT
+    if server:
+        return _predict_through_server(ctx, server, timeout, filter_mode, exit_zero)
+    if models_dir is None:
+        raise click.MissingParameter(ctx=ctx, param=next(p for p in ctx.command.params if p.name == "models_dir"))
     if sys.stdout is None and not (filter_mode or out_dir):
         raise SpamclfError("stdout is closed: the rows have nowhere to go")
     if engine == "ray":
@@ -484,6 +511,23 @@ def predict(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain, exit_z
     _echo_summary(counts, note, skips)
     if counts["failed"]:
         sys.exit(3)
+
+
+def _predict_through_server(ctx, server, timeout, filter_mode, exit_zero):
+    """``predict --server URL -``: filter mode through the daemon, the fast start's own function."""
+    from click.core import ParameterSource
+
+    from .serving.client import filter_stream
+
+    local = [p.opts[0] for p in ctx.command.params if p.name not in ("inputs", "server", "timeout", "exit_zero")
+             and ctx.get_parameter_source(p.name) != ParameterSource.DEFAULT]
+    if not filter_mode or local:
+        given = f": not with {', '.join(local)}" if local else ""
+        raise click.UsageError(f"--server is filter mode through the daemon: give it the input '-' alone{given}")
+    code, error = filter_stream(server, binary(sys.stdin), binary(sys.stdout), timeout, exit_zero)
+    if error:
+        echo_error(error)
+    ctx.exit(code)
 
 
 def _write_rows(rows, fmt: str, explain: bool = False) -> dict:
@@ -527,7 +571,48 @@ def _predict_on_ray(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--models", "models_dir", required=True, type=click.Path(file_okay=False), help="Models directory to learn into (created when there is none).")
+@click.option("--models", "models_dir", required=True, type=click.Path(), help="Models directory to serve (reloaded when it changes).")
+@click.option("--listen", metavar="HOST:PORT", help=f"Address to listen on (default {DEFAULT_HOST}:{DEFAULT_PORT}; port 0: any free one).")
+@click.option("--socket", "socket_path", metavar="PATH", help="Listen on a Unix socket instead of TCP.")
+@click.option("--socket-mode", default=f"{ServeOptions.socket_mode:o}", show_default=True, metavar="OCTAL", help="The Unix socket's permissions.")
+@click.option("--workers", type=click.IntRange(1), default=ServeOptions.workers, show_default=True, metavar="N", help="Processes that extract and score.")
+@click.option("--queue", type=click.IntRange(0), default=ServeOptions.queue, show_default=True, metavar="N", help="Messages that may wait for a worker; more get 503.")
+@click.option("--timeout", type=click.FloatRange(0.0, min_open=True), default=ServeOptions.timeout, show_default=True, metavar="SECONDS", help="Time limit of a request, its body's upload included.")
+@click.option("--max-bytes", type=click.IntRange(1), default=None, metavar="N", help="Largest message taken (default: the bundle's extract.max_bytes); larger ones get 413.")
+@click.option("--token-file", type=click.Path(dir_okay=False), help="File whose first line is the token that /v1/learn and /v1/forget require.")
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default=ServeOptions.log_format, show_default=True)
+def serve(models_dir, listen, socket_path, socket_mode, workers, queue, timeout, max_bytes, token_file, log_format):
+    """Run a scoring and learning daemon: HTTP on 127.0.0.1, or on a Unix socket.
+
+    POST /v1/score and /v1/filter score one raw message; /v1/learn?label=spam|ham and /v1/forget
+    change the model (a token from --token-file, or the socket's permissions); GET /healthz and
+    /metrics. SIGTERM lets the requests in flight finish, then exits 0. See docs/serve.md.
+
+    \b
+    Example:
+      spamclf serve --models models/demo --workers 2
+      curl -s --data-binary @message.eml -H 'Content-Type: message/rfc822' http://127.0.0.1:7830/v1/score
+    """
+    if listen and socket_path:
+        raise click.UsageError("use --listen or --socket, not both")
+    try:
+        mode = int(socket_mode, 8)
+    except ValueError:
+        raise click.BadParameter(f"{socket_mode!r} is not an octal mode like 600", param_hint="--socket-mode") from None
+    from .serving.server import serve as run_daemon
+
+    run_daemon(
+        ServeOptions(
+            models_dir, listen=listen, socket=socket_path, socket_mode=mode, workers=workers, queue=queue,
+            timeout=timeout, max_bytes=max_bytes, token_file=token_file, log_format=log_format,
+        )
+    )
+
+
+@main.command(context_settings=CONTEXT)
+@click.option(
+    "--models", "models_dir", type=click.Path(file_okay=False), help="Models directory to learn into (created when there is none; required, but for --server)."
+)
 @click.argument("inputs", nargs=-1, metavar="INPUT...")
 @click.option("--spam", "spam", is_flag=True, help="Learn the messages as spam.")
 @click.option("--ham", "ham", is_flag=True, help="Learn the messages as ham.")
@@ -536,7 +621,10 @@ def _predict_on_ray(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
 @config_options
 @quiet_option
-def learn(models_dir, inputs, spam, ham, forget, wait, as_json, config_path, overrides, quiet):
+@server_options
+@click.option("--token-file", type=click.Path(dir_okay=False), default=None, help="With --server: a file whose first line is the daemon's bearer token.")
+@click.pass_context
+def learn(ctx, models_dir, inputs, spam, ham, forget, wait, as_json, config_path, overrides, quiet, server, timeout, token_file):
     """Learn messages as spam or ham from your corrections, one message or a mailbox at a time.
 
     Takes the same inputs as 'predict': files, folders, Maildir/MH, mbox, compressed files,
@@ -555,6 +643,11 @@ def learn(models_dir, inputs, spam, ham, forget, wait, as_json, config_path, ove
       spamclf learn --models ~/.spamclf/models --ham ~/Mail/inbox/cur/1701234567.M1P2.host
       spamclf learn --models ~/.spamclf/models --spam ~/Maildir/.Junk
       spamclf learn --models ~/.spamclf/models --forget wrongly-learned.eml
+      spamclf learn --server unix:/run/spamclf/spamclf.sock --spam --token-file ~/.spamclf/token - < message.eml
+
+    With --server URL instead of --models, the message on stdin ('-') is learned by a running
+    'spamclf serve', which prints its JSON answer on stdout. Exit status 0 learned, 1 refused
+    (a wrong token, a message it rejects) or an unreadable --token-file, 3 no message or no daemon.
     """
     from .commands.learn import format_summary, learn_inputs
 
@@ -566,9 +659,15 @@ def learn(models_dir, inputs, spam, ham, forget, wait, as_json, config_path, ove
         raise UsageError("--forget takes no label: give --forget alone, or --spam or --ham to learn")
     if not (spam or ham or forget):
         raise UsageError("give a label: --spam or --ham (or --forget)")
+    label = "spam" if spam else "ham" if ham else None
+    if server:
+        return _learn_through_server(ctx, server, timeout, token_file, inputs, label)
+    if token_file:
+        raise UsageError("--token-file is for --server")
+    if models_dir is None:
+        raise click.MissingParameter(ctx=ctx, param=next(p for p in ctx.command.params if p.name == "models_dir"))
     if as_json and sys.stdout is None:
         raise SpamclfError("stdout is closed: the JSON summary has nowhere to go")
-    label = "spam" if spam else "ham" if ham else None
     skips = SkipLog()
     summary = learn_inputs(
         models_dir, inputs, label, forget, wait, config=config_path, overrides=overrides, progress=not quiet, skips=skips
@@ -582,6 +681,23 @@ def learn(models_dir, inputs, spam, ham, forget, wait, as_json, config_path, ove
         emit(json.dumps(summary))
     if summary["failed"]:
         sys.exit(3)
+
+
+def _learn_through_server(ctx, server, timeout, token_file, inputs, label):
+    """``learn --server URL (--spam|--ham|--forget) -``: the fast start's own function."""
+    from click.core import ParameterSource
+
+    from .serving.client import learn_stream
+
+    kept = {"inputs", "spam", "ham", "forget", "server", "timeout", "token_file", "as_json", "quiet"}
+    local = [p.opts[0] for p in ctx.command.params if p.name not in kept and ctx.get_parameter_source(p.name) != ParameterSource.DEFAULT]
+    if tuple(inputs) != ("-",) or local:
+        given = f": not with {', '.join(local)}" if local else ""
+        raise UsageError(f"--server learns the one message on stdin: give it the input '-' alone{given}")
+    code, error = learn_stream(server, label, binary(sys.stdin), binary(sys.stdout), token_file, timeout)
+    if error:
+        echo_error(error)
+    ctx.exit(code)
 
 
 @main.command("inspect", context_settings=CONTEXT)

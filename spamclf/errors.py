@@ -49,3 +49,10 @@ class OutputError(SpamclfError):
 class TrainingError(SpamclfError):
     """Training that cannot give a usable model: its loss or weights stopped being finite numbers (a
     learning rate too high, say)."""
+
+
+# Filter mode's exit statuses, as bogofilter's: the verdict, or 3 for an error (the message was passed
+# through unchanged). Here in the base stage so that the daemon's client (spamclf.serving.client) reads
+# them without loading the commands stage.
+EXIT_SPAM, EXIT_HAM, EXIT_UNSURE, EXIT_ERROR = 0, 1, 2, 3
+EXIT_BY_LABEL = {"spam": EXIT_SPAM, "ham": EXIT_HAM, "unsure": EXIT_UNSURE}

@@ -8,7 +8,7 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "spamclf"
 # Stages in data-flow order; a module may import its own stage and earlier ones only.
-STAGES = ["base", "mail", "model", "reports", "commands", "ray_engine", "cli"]
+STAGES = ["base", "mail", "model", "reports", "commands", "ray_engine", "serving", "cli"]
 BASE = {"errors", "config", "printable", "progress", "records", "writing", "workers", "spamassassin_corpus", "__init__", "__main__"}
 
 

@@ -29,11 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import SpamclfError
+from ..errors import EXIT_BY_LABEL, EXIT_ERROR, EXIT_HAM, EXIT_SPAM, EXIT_UNSURE, SpamclfError  # noqa: F401 -- filter mode's statuses
 from ..mail.header_block import DEFAULT_PREFIX, header_end, line_ending, rename_forged
 
-EXIT_SPAM, EXIT_HAM, EXIT_UNSURE, EXIT_ERROR = 0, 1, 2, 3
-EXIT_BY_LABEL = {"spam": EXIT_SPAM, "ham": EXIT_HAM, "unsure": EXIT_UNSURE}
 NO_STDOUT = "stdout is closed"
 
 _PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
