@@ -33,7 +33,6 @@ def daemon(smoke_models):
     # Whatever the tests sent, the log is one JSON object a line, never a traceback.
     assert d.lines and all(isinstance(json.loads(line), dict) for line in d.lines)
     assert not [line for line in d.lines if "Traceback" in line]
-    assert {e["event"] for e in d.events} >= {"start", "http", "stop"}  # malformed requests were logged
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +140,7 @@ def test_malformed_http_gets_a_4xx_and_the_daemon_serves_on(daemon, data):
     assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
     assert b"Traceback" not in answer
     assert daemon.json("GET", "/healthz")[0] == 200
+    assert "Invalid HTTP request" in daemon.wait_for("http")["message"]  # logged as one line
 
 
 def test_hostile_bodies_leave_the_daemon_serving(daemon):
@@ -342,6 +342,14 @@ def test_sigterm_drains_requests_in_flight_and_exits_0(slow_models, stop_after):
     assert not [line for line in d.lines if "Traceback" in line]
 
 
+def _proc_file(pid: int, name: str) -> str:
+    """/proc/PID/NAME, or "" once the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/{name}").read_text()
+    except OSError:
+        return ""
+
+
 # --- durability of learning -----------------------------------------------------------------------
 
 
@@ -378,16 +386,15 @@ def test_learn_forget_and_sigkill_after_learn_keeps_the_update(smoke_models, tmp
     assert status == 200 and unknown["unknown"] == 1 and unknown["bundle_id"] == forgot["bundle_id"]
     status, learned = d.json("POST", "/v1/learn?label=spam", MESSAGES[3].read_bytes(), auth)
     assert status == 200
-    # Learning ran in the learner process: neither the daemon nor its scoring workers loaded TensorFlow.
-    pids = [d.pid] + [int(p) for p in Path(f"/proc/{d.pid}/task/{d.pid}/children").read_text().split()]
-    scoring = [p for p in pids if "tensorflow" not in Path(f"/proc/{p}/maps").read_text()]
-    assert d.pid in scoring and len(scoring) >= 2, pids  # the daemon and its one scoring worker
+    # Learning ran in the learner process: neither the daemon nor its scoring worker loaded TensorFlow.
+    children = [int(p) for p in Path(f"/proc/{d.pid}/task/{d.pid}/children").read_text().split()]
+    with_tf = {p for p in [d.pid, *children] if "tensorflow" in _proc_file(p, "maps")}
+    assert d.pid not in with_tf and len(with_tf) == 1 and len(children) >= 2, (children, with_tf)
 
-    children = [p for p in pids if p != d.pid]
     d.stop(signal.SIGKILL)  # right after the 200: the update is on disk already
-    deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{p}").exists() and "State:\tZ" not in Path(f"/proc/{p}/status").read_text() for p in children):
-        assert time.monotonic() < deadline, "the daemon's workers outlived it"
+    deadline = time.monotonic() + 15
+    while living := [p for p in children if _proc_file(p, "status") and "State:\tZ" not in _proc_file(p, "status")]:
+        assert time.monotonic() < deadline, f"the daemon's children {living} outlived it"
         time.sleep(0.05)
     assert spamclf.load(served).bundle.bundle_id == learned["bundle_id"]
     d2 = Daemon(served)
