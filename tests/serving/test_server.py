@@ -400,3 +400,31 @@ def test_learn_forget_and_sigkill_after_learn_keeps_the_update(smoke_models, tmp
     d2 = Daemon(served)
     stop_after.append(d2)
     assert d2.json("GET", "/healthz")[1]["bundle_id"] == learned["bundle_id"]
+
+
+# --- what an admin may get wrong -------------------------------------------------------------------
+
+
+def test_start_up_errors_are_one_line_with_an_exit_status(smoke_models, tmp_path):
+    import subprocess
+    import sys
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    not_a_socket = tmp_path / "file"
+    not_a_socket.write_text("mine\n")
+    cases = [
+        (["--models", tmp_path / "none"], 3, "does not exist"),
+        (["--models", smoke_models, "--token-file", tmp_path / "none"], 1, "token file"),
+        (["--models", smoke_models, "--listen", f"127.0.0.1:{busy.getsockname()[1]}"], 1, "cannot listen"),
+        (["--models", smoke_models, "--listen", "nonsense"], 1, "HOST:PORT"),
+        (["--models", smoke_models, "--socket", not_a_socket], 1, "not a socket"),
+        (["--models", smoke_models, "--listen", "127.0.0.1:0", "--socket", tmp_path / "s"], 2, "not both"),
+    ]
+    for args, code, text in cases:
+        done = subprocess.run([sys.executable, "-m", "spamclf", "serve", *map(str, args)], capture_output=True, text=True, timeout=60)
+        assert done.returncode == code, (args, done.stderr)
+        assert text in done.stderr and "Traceback" not in done.stderr, done.stderr
+    busy.close()
+    assert not_a_socket.read_text() == "mine\n"
