@@ -274,6 +274,13 @@ def test_reload_under_load_loses_nothing_and_mixes_nothing(smoke_models, slow_mo
         conn.close()
         return seen
 
+    host, port = d.url[len("http://") :].rsplit(":", 1)
+    kept = socket.create_connection((host, int(port)), timeout=5)  # open while the new workers are forked
+    kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = b""
+    while not first.endswith(b"}"):  # the whole JSON answer, headers and body
+        first += kept.recv(65536)
+    assert first.startswith(b"HTTP/1.1 200")
     with ThreadPoolExecutor(6) as pool:
         clients = [pool.submit(client, k) for k in range(6)]
         time.sleep(0.5)
@@ -288,6 +295,13 @@ def test_reload_under_load_loses_nothing_and_mixes_nothing(smoke_models, slow_mo
     for _, bundle, i, score in results:  # every score is exactly the one its named bundle gives
         assert score == pytest.approx(expected[bundle][i], abs=1e-6)
     assert d.json("GET", "/healthz")[1]["bundle_id"] == b.bundle.bundle_id
+    # A connection the daemon closes is closed (no forked worker holds it open): the client sees the end.
+    kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = b""
+    while chunk := kept.recv(65536):  # a timeout here: the connection never ends
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")
+    kept.close()
 
     # A tampered bundle is refused and logged; the daemon serves on with the last good one.
     weights = served / "weights.npz"
