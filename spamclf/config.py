@@ -109,6 +109,7 @@ _SCHEMA: dict[str, dict[str, Key]] = {
     "learn": {
         "steps": Key((int,), 1, Range(1, 100)),  # gradient steps per learn call
         "replay": Key((int,), 32, Range(0, 4096)),  # stored examples replayed in each step, half of each class
+        "margin": Key((float,), 0.05, Range(0.0, 1.0)),  # no step for a message already scored this close to its label
         "learning_rate": Key((float,), 0.001, Range(0.0, 1.0, open_low=True)),  # Adam's, for online steps
         "first_refit": Key((int,), 64, Range(4, GB)),  # learned messages at the first refit from the store
         "refit_growth": Key((float,), 2.0, Range(1.0, 100.0, open_low=True)),  # refit when the store grew by this factor

@@ -23,7 +23,8 @@ from ..mail.header_block import strip_own_headers
 from ..mail.sources import Item, iter_inputs
 from ..model.bundle import NO_BUNDLE, Bundle, save_bundle
 from ..model.features import TfidfFeatures
-from ..model.online import Learner, Store, message_key_of, models_lock, parse_labels
+from ..mail.labelled import item_key
+from ..model.online import Learner, Store, models_lock, parse_labels
 from .predict import Classifier
 
 CHUNK = 32  # new messages per online step when one call learns many
@@ -102,7 +103,7 @@ def learn(clf: Classifier, messages, labels) -> dict:
             errors.append({"path": item.path, "error": item.error})
             continue
         item = _prepared(item)
-        key, label = message_key_of(item), wanted[i]
+        key, label = item_key(item), wanted[i]
         at = store.where.get(key)
         if at is not None and store.labels[at] == label:
             counts["unchanged"] += 1
@@ -128,7 +129,7 @@ def forget(clf: Classifier, messages) -> dict:
         if item.error is not None:
             errors.append({"path": item.path, "error": item.error})
             continue
-        counts["forgotten" if learner.remove(message_key_of(_prepared(item))) else "unknown"] += 1
+        counts["forgotten" if learner.remove(item_key(_prepared(item))) else "unknown"] += 1
     if counts["forgotten"]:
         _refit_after_forget(clf)
     return {**counts, "errors": errors}

@@ -89,7 +89,12 @@ def finish_training(
     models_dir: Path, model, features: TfidfFeatures, cfg: dict, dataset, sources, n_fit: int,
     x_val, y_val: np.ndarray, history: dict, force: bool, engine: dict | None = None,
 ) -> dict:
-    """Threshold on the validation rows, metadata, the bundle written: what both engines do after fitting."""
+    """Threshold on the validation rows, metadata, the bundle written: what both engines do after fitting.
+
+    The bundle's store holds the training examples' term counts where loading counted them with their
+    keys (local training), so ``learn``, ``forget`` and ``relearn`` cover them; otherwise (Ray) it
+    is empty and marked ``partial``: the network was fitted on examples it lacks.
+    """
     from ..model.network import dense_weights
 
     layers = dense_weights(model)
@@ -115,7 +120,7 @@ def finish_training(
     if engine is not None:
         metadata["engine"] = engine
     metadata["data"].pop("skipped_messages")  # the full list is returned, not stored in every bundle
-    save_bundle(models_dir, model, layers, features, cfg, metadata, history, force=force)
+    save_bundle(models_dir, model, layers, features, cfg, metadata, history, force=force, store=_training_store(dataset, n_fit))
     return {
         "models_dir": str(models_dir),
         "threshold": threshold,
@@ -125,6 +130,19 @@ def finish_training(
         "validation_metrics": val_metrics,
         "history": history,
     }
+
+
+def _training_store(dataset, n_fit: int) -> dict:
+    """What ``save_bundle`` writes as the store of a trained bundle (see ``finish_training``)."""
+    from ..model.online import Store
+
+    if dataset.term_counts and len(dataset.keys) == len(dataset):
+        store = Store.from_counted(dataset.term_counts, dataset.keys, dataset.labels)
+        store.state.update(trained=True, refit_size=len(store))
+    else:
+        store = Store()
+        store.state.update(trained=True, refit_size=int(n_fit), partial=True)
+    return store.arrays()
 
 
 def train_dataset(

@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import DataError
 from ..workers import in_order
 from .extract import ExtractOptions, extract_texts
+from .header_block import message_key
 from ..progress import counting
 from .sources import LABELS, Item, LabelledSource, SkipLog, iter_labelled
 
@@ -41,6 +42,7 @@ class LabelledData:
     truncated: int = 0
     term_counts: list = field(default_factory=list)  # CountedTerms batch by batch (``count_labelled``)
     rows: list = field(default_factory=list)  # TF-IDF rows (CSR) batch by batch (evaluation)
+    keys: list[str] = field(default_factory=list)  # each message's ``item_key``, for the bundle's store (``add``)
 
     def row_matrix(self):
         """The TF-IDF rows made while loading, one per message."""
@@ -57,6 +59,7 @@ class LabelledData:
         """Append each kept ``(item, digest)`` of ``batch``: its path, label and digest."""
         for item, digest in batch:
             self.add_message(item.path, item.label, digest)
+            self.keys.append(item_key(item))
 
     def add_message(self, path: str, label: int, digest: str) -> None:
         self.paths.append(path)
@@ -197,6 +200,14 @@ def item_digest(item: Item) -> str:
     if item.text is not None:
         return item.sha256 or hashlib.sha256(item.text.encode()).hexdigest()
     return message_digest(item.raw)
+
+
+def item_key(item: Item) -> str:
+    """A message's identity for learning (the store's key): ``message_key`` of its bytes, or for an
+    already extracted text (a preprocessed file's row) the SHA-256 of that text."""
+    if item.raw is not None:
+        return message_key(item.raw)
+    return "text " + hashlib.sha256(item.text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def count_terms(messages: list, options: ExtractOptions, features):

@@ -191,6 +191,20 @@ def _count_rows(texts: Iterable[str], analyzer, index: dict[str, int], grow: boo
     return out
 
 
+def merge_counted(parts: Sequence[CountedTerms]) -> tuple[dict[str, int], sp.csr_matrix]:
+    """The counts of ``parts`` (batches in order) as one CSR matrix over every term, numbered in order of first appearance."""
+    # every term's column in order of first appearance, looked up without a Python loop per term
+    terms = dict(zip(dict.fromkeys(chain.from_iterable(part.terms for part in parts)), count()))
+    matrices = []
+    for part in parts:
+        cols = np.fromiter(map(terms.__getitem__, part.terms), dtype=np.int32, count=len(part.terms))
+        matrices.append((part.data, cols[part.indices], part.indptr))
+    width = max(len(terms), 1)
+    matrices = [sp.csr_matrix(m, shape=(len(m[2]) - 1, width)) for m in matrices]
+    counts = sp.vstack(matrices, format="csr") if len(matrices) != 1 else matrices[0]
+    return terms, sp.csr_matrix(counts, shape=(counts.shape[0], len(terms)))
+
+
 def df_bounds(settings: dict, n_docs: int) -> tuple[float, float]:
     """The fewest and most documents a kept term may be in: ``min_df`` and ``max_df``, a float being a share of ``n_docs``."""
     min_df, max_df = settings["min_df"], settings["max_df"]
@@ -297,16 +311,7 @@ class TfidfFeatures:
         IDF and rows as ``fit_transform`` on those texts."""
         if any(part.settings != self.settings() for part in parts):
             raise ValueError("the term counts were made with other feature settings")
-        # every term's column in order of first appearance, looked up without a Python loop per term
-        terms = dict(zip(dict.fromkeys(chain.from_iterable(part.terms for part in parts)), count()))
-        matrices = []
-        for part in parts:
-            cols = np.fromiter(map(terms.__getitem__, part.terms), dtype=np.int32, count=len(part.terms))
-            matrices.append((part.data, cols[part.indices], part.indptr))
-        width = max(len(terms), 1)
-        matrices = [sp.csr_matrix(m, shape=(len(m[2]) - 1, width)) for m in matrices]
-        counts = sp.vstack(matrices, format="csr") if len(matrices) != 1 else matrices[0]
-        return self.fit_counts(terms, sp.csr_matrix(counts, shape=(counts.shape[0], len(terms))))
+        return self.fit_counts(*merge_counted(parts))
 
     def fit_counts(self, terms: dict[str, int], counts: sp.csr_matrix) -> sp.csr_matrix:
         """Fit on term counts (a row per text; ``terms`` maps a term to its column); return the TF-IDF rows."""
@@ -382,6 +387,16 @@ class TfidfFeatures:
         self.idf_ = np.concatenate([self.idf_, np.asarray(idf, dtype=np.float32)])
         new = np.fromiter((bool(STRUCTURE_TOKEN.match(t)) for t in terms), dtype=bool, count=len(terms))
         self._structure = np.concatenate([self._structure, new])
+
+    def replace(self, columns: np.ndarray, terms: Sequence[str], idf: np.ndarray) -> None:
+        """Put ``terms`` (not in the vocabulary) in place of the terms of ``columns``, with their IDF weights."""
+        for col, term in zip(columns, terms):
+            del self._index[self.vocabulary_[col]]
+            self.vocabulary_[col] = term
+            self._index[term] = int(col)
+        self.idf_ = self.idf_.copy()  # a loaded bundle's IDF is a read-only view of its bytes
+        self.idf_[columns] = idf
+        self._structure[columns] = [bool(STRUCTURE_TOKEN.match(t)) for t in terms]
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "vocabulary_"):

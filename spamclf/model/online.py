@@ -9,14 +9,20 @@ fit on, and what each online step replays (docs/learning.md has the design and i
   The vocabulary fills them in order; a term of a learned message becomes a feature once
   ``features.min_df`` stored messages hold it (fewer while the store is smaller than that), with
   the IDF of its document frequency in the store, in the next free row.
-- **Online steps.** Each ``learn`` takes ``learn.steps`` Keras gradient steps on a batch of the
-  new messages and ``learn.replay`` stored ones drawn half from each class
+- **Online steps.** Each learned message is worth ``learn.steps`` Keras gradient steps, on a batch
+  of the new messages (up to 32 at a time) and ``learn.replay`` stored ones drawn half from each class
   (``online_fitting``: a sparse gradient for the first kernel, a lazy Adam on its touched rows).
+  A message the network already scores within ``learn.margin`` of its label takes no step (it is
+  stored, and refits fit it): most of a stream's messages, once the filter knows its mail.
+- **Eviction.** With every row taken, a new term takes the row of the feature that the fewest
+  stored messages hold, once more messages hold the new one; that row starts again from zero.
 - **Refits.** When the store has grown by ``learn.refit_growth`` since the last refit (the first
-  at ``learn.first_refit`` messages), or when free rows ran out and new terms wait, the vocabulary
+  at ``learn.first_refit`` messages), the vocabulary
   is selected again from the store (leaving ``learn.headroom`` of the rows free), the IDF
   recomputed, and the network fitted from scratch with ``network.fit``, as ``train`` does.
-- **An empty filter labels nothing spam**: until the store holds both classes, every score is 0.
+- **An empty filter labels nothing spam**: until it has learned some spam, every score is 0. Until it
+  has learned some ham, each step also trains a message of no known term as ham: only what the
+  learned spam holds makes a message spam, as with bogofilter's unknown-token default.
 
 The TF-IDF rows of a stored message are built from its stored counts exactly as ``transform``
 builds them from its text, so replayed, refitted and scored rows agree. TensorFlow is imported
@@ -26,7 +32,6 @@ only when the network changes (``online_fitting``): scoring stays NumPy.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import time
@@ -38,7 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import BundleError, ConfigError, DataError, OutputError, UsageError
-from .features import TfidfFeatures, select_vocabulary
+from .features import TfidfFeatures, merge_counted, select_vocabulary
 
 LOCK_SUFFIX = ".lock"
 
@@ -180,6 +185,14 @@ class Store:
         return store
 
     @classmethod
+    def from_counted(cls, parts: Sequence, keys: Sequence[str], labels, state: dict | None = None) -> "Store":
+        """The store of training's examples, from the term counts ``count_labelled`` made batch by batch
+        (``features.CountedTerms``): one example per key, the first where two messages share one."""
+        terms, x = merge_counted(parts)
+        first = sorted({key: i for i, key in reversed(list(enumerate(keys)))}.values())
+        return cls.from_parts(list(terms), [keys[i] for i in first], np.asarray(labels)[first], x[first], state)
+
+    @classmethod
     def from_bundle(cls, store_bytes: dict[str, bytes], folder) -> "Store":
         """The store a bundle holds (format 1: an empty one), its contents checked: BundleError names a problem."""
         from .bundle import STORE_FILE, STORE_INDEX_FILE, _TERMS
@@ -302,16 +315,19 @@ class Learner:
 
     @property
     def ready(self) -> bool:
-        """Whether the network may label anything spam: it learned both classes (or came trained)."""
-        ham, spam = self.store.class_counts()
-        return bool(self.store.state.get("trained")) or (ham > 0 and spam > 0)
+        """Whether the network may label anything spam: it learned some spam (or came trained). Until
+        it learned ham too, each step also trains a message with no known term as ham (``_steps``)."""
+        return bool(self.store.state.get("trained")) or self.store.class_counts()[1] > 0
 
     # vocabulary
 
     def _map_terms(self) -> None:
-        """``col_of_term`` for every store term (-1: not a feature)."""
+        """``col_of_term`` for every store term (-1: not a feature), and ``term_of_col`` for every
+        column (-1: a term the store does not hold, as in a format 1 bundle's vocabulary)."""
         index = self.features._index
         self.col_of_term = np.fromiter((index.get(t, -1) for t in self.store.terms), np.int64, len(self.store.terms))
+        ids = self.store.term_ids
+        self.term_of_col = np.fromiter((ids.get(t, -1) for t in self.features.vocabulary_), np.int64, self.features.n_features)
 
     def _extend_map(self) -> None:
         missing = len(self.store.terms) - len(self.col_of_term)
@@ -328,19 +344,45 @@ class Learner:
         ids = np.unique(ids)
         df = self.store.df[ids]
         new = ids[(self.col_of_term[ids] < 0) & (df >= min_df) & (df <= _max_df(self.config, n_docs))]
+        if not len(new):
+            return 0
+        new = new[np.argsort(-self.store.df[new], kind="stable")]  # the most frequent first
         free = self.capacity - self.features.n_features
-        if not len(new):
-            return 0
-        if len(new) > free:
-            self.store.state["waiting"] = self.store.state.get("waiting", 0) + len(new) - free
-            new = new[np.argsort(-self.store.df[new], kind="stable")[:free]]
-        if not len(new):
-            return 0
-        start = self.features.n_features
-        idf = (np.log(np.float32(n_docs + 1) / (self.store.df[new].astype(np.float32) + 1.0)) + 1.0).astype(np.float32)
-        self.features.grow([self.store.terms[i] for i in new], idf)
-        self.col_of_term[new] = np.arange(start, start + len(new))
+        added, rest = new[:free], new[free:]
+        if len(added):
+            start = self.features.n_features
+            self.features.grow([self.store.terms[i] for i in added], self._idf(added))
+            self.col_of_term[added] = np.arange(start, start + len(added))
+            self.term_of_col = np.concatenate([self.term_of_col, added])
+        if len(rest):
+            self._evict(rest)
         return len(new)
+
+    def _idf(self, ids: np.ndarray) -> np.ndarray:
+        """The IDF of store terms from their document frequency in the store (``select_vocabulary``'s formula)."""
+        return (np.log(np.float32(len(self.store) + 1) / (self.store.df[ids].astype(np.float32) + 1.0)) + 1.0).astype(np.float32)
+
+    def _evict(self, new: np.ndarray) -> None:
+        """With every row taken, the terms ``new`` (most frequent first) take the rows of the features
+        that fewest stored messages hold, where they are in more: those rows start again from zero
+        weights (and Adam state). Terms a format 1 bundle was trained with, which the store lacks, stay."""
+        held = np.where(self.term_of_col >= 0, self.store.df[np.maximum(self.term_of_col, 0)], np.iinfo(np.int64).max)
+        k = min(len(new), len(held))
+        cols = np.argpartition(held, k - 1)[:k]
+        cols = cols[np.argsort(held[cols], kind="stable")]
+        take = self.store.df[new[:k]] > held[cols]
+        cols, new = cols[take], new[:k][take]
+        if not len(cols):
+            return
+        old = self.term_of_col[cols]
+        self.col_of_term[old] = -1
+        self.features.replace(cols, [self.store.terms[i] for i in new], self._idf(new))
+        self.col_of_term[new] = cols
+        self.term_of_col[cols] = new
+        self.kernel[cols] = 0.0
+        if self.trainer is not None:
+            self.trainer.reset_rows(cols)
+        self.store.state["evicted"] = self.store.state.get("evicted", 0) + len(cols)
 
     def rows(self, positions: Sequence[int]) -> sp.csr_matrix:
         """TF-IDF rows (over the vocabulary) of stored examples, as ``transform`` makes them from their text."""
@@ -375,7 +417,9 @@ class Learner:
         if self._refit_due():
             self.refit()
         elif changed and self.ready:
-            self._steps(changed)
+            wrong = self._outside_margin(changed)
+            if wrong:
+                self._steps(wrong)
 
     def _refit_due(self) -> bool:
         n = len(self.store)
@@ -383,23 +427,36 @@ class Learner:
         if min(ham, spam) < 2:
             return False
         last = self.store.state.get("refit_size", 0)
-        if last == 0:
-            return n >= self.policy["first_refit"]
-        grown = n >= self.policy["refit_growth"] * last
-        full = self.store.state.get("waiting", 0) > 0 and n >= (1 + (self.policy["refit_growth"] - 1) / 4) * last
-        return grown or full
+        grown = n >= (self.policy["refit_growth"] * last if last else self.policy["first_refit"])
+        return grown
+
+    def _outside_margin(self, changed: list[int]) -> list[int]:
+        """The examples of ``changed`` the network does not already score within ``learn.margin`` of their
+        label: only those take a step (the others are stored, and refits fit them)."""
+        from .scorer import forward
+
+        margin = self.policy["margin"]
+        changed = list(dict.fromkeys(changed))
+        if margin <= 0:
+            return changed
+        scores = forward(self.rows(changed), self.layers)
+        labels = np.asarray([self.store.labels[i] for i in changed])
+        return [at for at, p, y in zip(changed, scores, labels) if not abs(float(p) - y) < margin]
 
     def _steps(self, changed: list[int]) -> None:
         labels = self.store.label_array()
-        batch = list(dict.fromkeys(changed))
+        batch = list(changed)
         per_class = self.policy["replay"] // 2
         for c in (0, 1):
             pool = np.flatnonzero(labels == c)
             if len(pool):
                 batch += list(self.rng.choice(pool, size=min(per_class, len(pool)), replace=False))
         x, y = self.rows(batch), labels[batch].astype(np.float32)
+        if not (labels == 0).any():  # no ham learned yet: a message of no known term stands for it
+            x = sp.vstack([x, sp.csr_matrix((1, x.shape[1]), dtype=np.float32)], format="csr")
+            y = np.append(y, np.float32(0))
         trainer = self._trainer()
-        touched = trainer.steps(x, y, self.policy["steps"])
+        touched = trainer.steps(x, y, self.policy["steps"] * len(changed))  # each new message is worth learn.steps steps
         self._pull(touched)
 
     def _trainer(self):
@@ -449,7 +506,7 @@ class Learner:
         layers = dense_weights(model)
         self.kernel = np.array(layers[0][0], np.float32)
         self.bias0, self.rest = layers[0][1], layers[1:]
-        store.state.update(refit_size=n, refits=store.state.get("refits", 0) + 1, waiting=0, trained=True)
+        store.state.update(refit_size=n, refits=store.state.get("refits", 0) + 1, trained=True)
         self.history = history
         return history
 
@@ -469,11 +526,3 @@ def _max_df(config: dict, n_docs: int) -> float:
     return df_bounds(config["features"], n_docs)[1]
 
 
-def message_key_of(item) -> str:
-    """The store key of a read Item: ``message_key`` of its bytes, or for an already extracted text (a
-    preprocessed file's row) the SHA-256 of that text."""
-    from ..mail.header_block import message_key
-
-    if item.raw is not None:
-        return message_key(item.raw)
-    return "text " + hashlib.sha256(item.text.encode("utf-8", "surrogateescape")).hexdigest()

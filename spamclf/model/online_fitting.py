@@ -106,6 +106,15 @@ class OnlineTrainer:
                 self.training.train_on_batch(batch, np.asarray(y, np.float32))
         return touched
 
+    def reset_rows(self, rows: np.ndarray) -> None:
+        """Zero the first kernel's ``rows`` and their Adam momentum and velocity: rows given to new terms."""
+        rows = tf.constant(np.asarray(rows, np.int64))
+        zeros = tf.zeros([tf.shape(rows)[0], self.kernel.shape[1]], self.kernel.dtype)
+        optimizer = self.training.optimizer
+        index = optimizer._get_variable_index(self.kernel)
+        for variable in (self.kernel, optimizer._momentums[index], optimizer._velocities[index]):
+            _tf_variable(variable).scatter_update(tf.IndexedSlices(zeros, rows))
+
     def weights(self, touched: np.ndarray):
         """(the first kernel's ``touched`` rows, its bias, the other layers' (kernel, bias)) as NumPy arrays."""
         dense = self.training.dense
