@@ -380,26 +380,28 @@ def test_learn_forget_and_sigkill_after_learn_keeps_the_update(smoke_models, tmp
     stop_after.append(d)
     auth = {"Authorization": "Bearer t0ken"}
     before = spamclf.load(served).bundle.bundle_id
-    raw = MESSAGES[0].read_bytes()
+    # Messages the bundle was not trained on (it keeps its training examples: those would be "unchanged").
+    new = [b"Message-ID: <serve-%d@example.org>\nSubject: note %d\n\nlunch at noon, room %d, bring the slides\n" % (i, i, i) for i in range(4)]
 
-    status, learned = d.json("POST", "/v1/learn?label=spam", raw, auth)
+    status, learned = d.json("POST", "/v1/learn?label=spam", new[0], auth)
     assert status == 200, learned
-    assert learned["learned"] + learned["relabelled"] == 1 and learned["bundle_id"] != before
+    assert learned["learned"] == 1 and learned["bundle_id"] != before
     # Answered once the daemon scores with the bundle that learned: no stale verdict after a 200.
     assert d.json("GET", "/healthz")[1]["bundle_id"] == learned["bundle_id"]
-    assert d.json("POST", "/v1/score", raw)[1]["bundle_id"] == learned["bundle_id"]
-    status, again = d.json("POST", "/v1/learn?label=spam", raw, auth)
+    assert d.json("POST", "/v1/score", new[0])[1]["bundle_id"] == learned["bundle_id"]
+    status, again = d.json("POST", "/v1/learn?label=spam", new[0], auth)
     assert status == 200 and again["unchanged"] == 1 and again["bundle_id"] == learned["bundle_id"]
-    for path in MESSAGES[1:3]:
-        status, learned = d.json("POST", "/v1/learn?label=ham", path.read_bytes(), auth)
-        assert status == 200 and learned["learned"] == 1
-    status, forgot = d.json("POST", "/v1/forget", MESSAGES[1].read_bytes(), auth)
+    status, moved = d.json("POST", "/v1/learn?label=ham", new[0], auth)
+    assert status == 200 and moved["relabelled"] == 1 and moved["bundle_id"] != learned["bundle_id"]
+    status, learned = d.json("POST", "/v1/learn?label=ham", new[1], auth)
+    assert status == 200 and learned["learned"] == 1
+    status, forgot = d.json("POST", "/v1/forget", new[1], auth)
     assert status == 200, forgot
     assert forgot["forgotten"] == 1 and forgot["bundle_id"] != learned["bundle_id"]
-    status, unknown = d.json("POST", "/v1/forget", MESSAGES[1].read_bytes(), auth)
+    status, unknown = d.json("POST", "/v1/forget", new[1], auth)
     assert status == 200 and unknown["unknown"] == 1 and unknown["bundle_id"] == forgot["bundle_id"]
-    status, learned = d.json("POST", "/v1/learn?label=spam", MESSAGES[3].read_bytes(), auth)
-    assert status == 200
+    status, learned = d.json("POST", "/v1/learn?label=spam", new[2], auth)
+    assert status == 200 and learned["learned"] == 1
     # Learning ran in the learner process: neither the daemon nor its scoring worker loaded TensorFlow.
     children = [int(p) for p in Path(f"/proc/{d.pid}/task/{d.pid}/children").read_text().split()]
     with_tf = {p for p in [d.pid, *children] if "tensorflow" in _proc_file(p, "maps")}
