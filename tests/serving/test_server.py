@@ -407,6 +407,18 @@ def test_learn_forget_and_sigkill_after_learn_keeps_the_update(smoke_models, tmp
     with_tf = {p for p in [d.pid, *children] if "tensorflow" in _proc_file(p, "maps")}
     assert d.pid not in with_tf and len(with_tf) == 1 and len(children) >= 2, (children, with_tf)
 
+    # A learner that dies (out of memory, killed) is replaced by the next change.
+    (dead,) = with_tf
+    os.kill(dead, signal.SIGKILL)
+    while "State:\tZ" not in (_proc_file(dead, "status") or "State:\tZ"):
+        time.sleep(0.05)
+    for _ in range(2):  # the first may meet the dead one (500), never a second
+        status, learned = d.json("POST", "/v1/learn?label=spam", new[3], auth)
+        if status == 200:
+            break
+    assert status == 200 and learned["learned"] == 1, learned
+    children = [int(p) for p in Path(f"/proc/{d.pid}/task/{d.pid}/children").read_text().split()]
+
     d.stop(signal.SIGKILL)  # right after the 200: the update is on disk already
     deadline = time.monotonic() + 15
     while living := [p for p in children if _proc_file(p, "status") and "State:\tZ" not in _proc_file(p, "status")]:
