@@ -17,6 +17,7 @@ import asyncio
 import gc
 import os
 import signal
+import stat
 import threading
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -41,7 +42,26 @@ def _init_worker(clf: Classifier) -> None:
     """A worker holds the generation's Classifier, inherited through fork, never read from disk."""
     _worker["clf"] = clf
     quiet_child()
+    _close_inherited_sockets()
     gc.freeze()
+
+
+def _close_inherited_sockets() -> None:
+    """Close the sockets a worker forked from the running daemon inherits: the listening one and the
+    clients' connections. Held open here, a connection the daemon closes would never end for its
+    client (no FIN while another process holds the socket). The pool talks over pipes, not sockets;
+    stdin, stdout and stderr (a socket under journald) are kept."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: nothing to go by
+        return
+    for fd in fds:
+        if fd > 2:
+            try:
+                if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    os.close(fd)
+            except OSError:  # the listing's own fd, gone already
+                pass
 
 
 def quiet_child() -> None:

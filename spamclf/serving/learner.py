@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from pathlib import Path
 
 from .engine import Busy, quiet_child
@@ -61,16 +61,26 @@ class Learner:
                 raise Busy(f"busy: {self._pending} changes to the model waiting; try again")
             self._pending += 1
         try:
-            if self._pool is None:
-                import multiprocessing
-
-                # spawn: a fresh interpreter, not a copy of the daemon's event loop and scoring state
-                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=quiet_child)
-            future = self._pool.submit(_change, self.models_dir, what, raw, label, self.lock_timeout)
+            try:
+                future = self._start().submit(_change, self.models_dir, what, raw, label, self.lock_timeout)
+            except BrokenExecutor:  # the learner died while idle (out of memory, killed): a new one
+                self._pool = None
+                future = self._start().submit(_change, self.models_dir, what, raw, label, self.lock_timeout)
             return await asyncio.wrap_future(future)
+        except BrokenExecutor:
+            self._pool = None  # it died on this change, which was not saved: the next one starts a new learner
+            raise
         finally:
             with self._lock:
                 self._pending -= 1
+
+    def _start(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            import multiprocessing
+
+            # spawn: a fresh interpreter, not a copy of the daemon's event loop and scoring state
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=quiet_child)
+        return self._pool
 
     def close(self) -> None:
         if self._pool is not None:

@@ -41,15 +41,16 @@ class Metrics:
     def render(self, engine) -> str:
         lines = []
 
-        def family(name: str, kind: str, help_text: str) -> None:
+        def family(name: str, kind: str, help_text: str, samples=(), names: tuple = ()) -> None:
+            """The family's HELP and TYPE lines, then one sample per (label values, value) of ``samples``."""
             lines.append(f"# HELP {name} {help_text}")
             lines.append(f"# TYPE {name} {kind}")
+            for key, value in sorted(samples):
+                key = key if isinstance(key, tuple) else (key,)
+                lines.append(f"{name}{_labels(**dict(zip(names, key)))} {value}")
 
-        family("spamclf_bundle_info", "gauge", "The bundle that scores new requests (its id is a label).")
-        lines.append(f"spamclf_bundle_info{_labels(bundle_id=engine.current.bundle_id)} 1")
-        family("spamclf_requests_total", "counter", "Requests answered, by endpoint and HTTP status.")
-        for (endpoint, status), n in sorted(self.requests.items()):
-            lines.append(f"spamclf_requests_total{_labels(endpoint=endpoint, status=status)} {n}")
+        family("spamclf_bundle_info", "gauge", "The bundle that scores new requests (its id is a label).", [(engine.current.bundle_id, 1)], ("bundle_id",))
+        family("spamclf_requests_total", "counter", "Requests answered, by endpoint and HTTP status.", self.requests.items(), ("endpoint", "status"))
         family("spamclf_request_duration_seconds", "histogram", "Time from a request's start to its answer.")
         for endpoint, row in sorted(self.latency.items()):
             for bound, n in zip(BUCKETS, row):
@@ -57,17 +58,9 @@ class Metrics:
             lines.append(f"spamclf_request_duration_seconds_bucket{_labels(endpoint=endpoint, le='+Inf')} {row[-1]}")
             lines.append(f"spamclf_request_duration_seconds_sum{_labels(endpoint=endpoint)} {row[-2]:.6f}")
             lines.append(f"spamclf_request_duration_seconds_count{_labels(endpoint=endpoint)} {row[-1]}")
-        family("spamclf_verdicts_total", "counter", "Messages scored, by label.")
-        for label, n in sorted(self.verdicts.items()):
-            lines.append(f"spamclf_verdicts_total{_labels(label=label)} {n}")
-        family("spamclf_errors_total", "counter", "Requests refused or failed, by endpoint and kind.")
-        for (endpoint, kind), n in sorted(self.errors.items()):
-            lines.append(f"spamclf_errors_total{_labels(endpoint=endpoint, kind=kind)} {n}")
-        family("spamclf_reloads_total", "counter", "Bundles found changed on disk: switched to (ok) or refused.")
-        for result, n in sorted(engine.reloads.items()):
-            lines.append(f"spamclf_reloads_total{_labels(result=result)} {n}")
-        family("spamclf_in_flight", "gauge", "Messages being scored or waiting for a worker.")
-        lines.append(f"spamclf_in_flight {engine.pending}")
-        family("spamclf_capacity", "gauge", "The most messages in flight before requests get 503.")
-        lines.append(f"spamclf_capacity {engine.capacity}")
+        family("spamclf_verdicts_total", "counter", "Messages scored, by label.", self.verdicts.items(), ("label",))
+        family("spamclf_errors_total", "counter", "Requests refused or failed, by endpoint and kind.", self.errors.items(), ("endpoint", "kind"))
+        family("spamclf_reloads_total", "counter", "Bundles found changed on disk: switched to (ok) or refused.", engine.reloads.items(), ("result",))
+        family("spamclf_in_flight", "gauge", "Messages being scored or waiting for a worker.", [((), engine.pending)])
+        family("spamclf_capacity", "gauge", "The most messages in flight before requests get 503.", [((), engine.capacity)])
         return "\n".join(lines) + "\n"
