@@ -62,3 +62,17 @@ def sample_split(epochs: int):
     x = TfidfFeatures.from_config(cfg).fit_transform(data.texts)
     fit_idx, val_idx = stratified_split(data.y, 0.2, 42)
     return cfg, x[fit_idx], data.y[fit_idx], x[val_idx], data.y[val_idx]
+
+
+def make_format_1(folder: Path) -> Path:
+    """Turn the bundle at ``folder`` into what a spamclf before learning wrote: format 1, no store files."""
+    from spamclf.model.bundle import MANIFEST_FILE, STORE_FILE, STORE_INDEX_FILE, _bundle_id
+
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    for name in (STORE_FILE, STORE_INDEX_FILE):
+        (folder / name).unlink()
+        del manifest["files"][name]
+    manifest["format_version"] = 1
+    manifest["bundle_id"] = _bundle_id(manifest)
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    return folder

@@ -181,8 +181,6 @@ def create_app(engine: scoring.Engine, settings: Settings, log) -> Starlette:
 
     async def change(request: Request, deadline: float, what: str, label: str | None) -> Response:
         raw = await read_message(request, deadline)
-        if settings.learner is None:
-            raise Refused(501, "learning is not available in this spamclf", "unavailable")
         try:
             result = await settings.learner.run(what, raw, label)
         except scoring.Busy as exc:

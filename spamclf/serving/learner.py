@@ -17,17 +17,6 @@ from pathlib import Path
 from .engine import Busy, quiet_child
 
 
-def available() -> bool:
-    """Whether this spamclf has the online-learning API the endpoints call (issue 19)."""
-    from ..commands.predict import Classifier
-
-    try:
-        from ..model.online import models_lock  # noqa: F401
-    except ImportError:
-        return False
-    return all(hasattr(Classifier, name) for name in ("learn", "forget", "save"))
-
-
 def _change(models_dir: str, what: str, raw: bytes, label: str | None, lock_timeout: float) -> dict:
     """In the learner process: learn or forget one message and save the bundle (when that changed it),
     all under the models directory's lock; return what changed and the bundle_id now on disk."""

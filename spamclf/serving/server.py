@@ -199,7 +199,7 @@ def serve(options: ServeOptions) -> None:
 
     from .app import Settings, create_app
     from .engine import Engine
-    from .learner import Learner, available
+    from .learner import Learner
 
     if options.log_format not in LOG_FORMATS:
         raise SpamclfError(f"--log-format {options.log_format!r}: use text or json")
@@ -212,7 +212,7 @@ def serve(options: ServeOptions) -> None:
         engine.close()
         raise
     max_bytes = options.max_bytes or engine.current.clf.options.max_bytes
-    learner = Learner(options.models_dir, LOCK_TIMEOUT, options.queue) if available() else None
+    learner = Learner(options.models_dir, LOCK_TIMEOUT, options.queue)
     settings = Settings(max_bytes, options.timeout, options.poll, token, bool(options.socket), learner)
     _route_uvicorn_logs(log)
     config = uvicorn.Config(
@@ -230,7 +230,7 @@ def serve(options: ServeOptions) -> None:
     # uvicorn re-raises the signal that stopped it, under the handler there was before: a no-op one
     # makes a drained SIGTERM an exit with status 0, as a service manager expects.
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
-    learning = "on" if learner and (token or options.socket) else "off" if learner else "unavailable"
+    learning = "on" if token or options.socket else "off"
     log(
         "info",
         "start",
@@ -252,6 +252,5 @@ def serve(options: ServeOptions) -> None:
             except OSError:
                 pass
         engine.close()
-        if learner:
-            learner.close()
+        learner.close()
         log("info", "stop", "stopped")

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from spamclf.cli import main
 
-from conftest import ROOT, SAMPLE, SMOKE
+from conftest import ROOT, SAMPLE, SMOKE, make_format_1
 
 SPAMCLF = str(Path(sys.executable).parent / "spamclf")
 SPAM = sorted((SAMPLE / "spam").iterdir())
@@ -262,9 +262,17 @@ def test_train_relearn_is_in_its_help():
 
 
 def test_train_relearn_of_nothing_learned(smoke_models, tmp_path):
-    shutil.copytree(smoke_models, tmp_path / "trained")  # a bundle of 'train': its store is empty
+    shutil.copytree(smoke_models, tmp_path / "trained")
+    make_format_1(tmp_path / "trained")  # from before learning: its examples are not kept
     result = run("train", "--models", tmp_path / "trained", "--relearn")
     assert result.exit_code == 1 and "has learned no messages" in result.stderr
+
+
+def test_train_relearn_of_a_trained_bundle_refits_on_its_training_examples(smoke_models, tmp_path):
+    shutil.copytree(smoke_models, tmp_path / "trained")  # 'train' keeps its examples in the store
+    result = run("train", "--models", tmp_path / "trained", "--relearn")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["messages"] == len(json.loads((smoke_models / "store.json").read_text())["keys"]) == 300
 
 
 # --- real processes at once ----------------------------------------------------------------------------

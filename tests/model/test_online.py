@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import spamclf
+from conftest import make_format_1
 from spamclf.commands.filter import add_headers
 from spamclf.mail.header_block import header_end
 from spamclf.errors import BundleError, DataError, UsageError
@@ -260,15 +261,7 @@ def test_a_store_with_a_consistent_manifest_but_bad_contents_is_refused(learned,
 
 
 def test_learning_into_a_format_1_bundle_keeps_its_network_and_starts_a_store(smoke_models, sample, tmp_path):
-    folder = copy_of(smoke_models, tmp_path)
-    for name in (STORE_FILE, STORE_INDEX_FILE):
-        (folder / name).unlink()
-    manifest = json.loads((folder / MANIFEST_FILE).read_text())
-    manifest["format_version"] = 1
-    for name in (STORE_FILE, STORE_INDEX_FILE):
-        del manifest["files"][name]
-    manifest["bundle_id"] = _bundle_id(manifest)
-    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    folder = make_format_1(copy_of(smoke_models, tmp_path))
     clf = spamclf.load(folder)
     raws, _ = corpus(sample, 3)
     trained = clf.score_messages(raws)

@@ -19,10 +19,8 @@ from conftest import SAMPLE
 from mail.test_hostile_inputs import HOSTILE
 from serving.daemons import SLOW_MESSAGE, Daemon, copy_bundle, slow_models, stop_after  # noqa: F401 -- fixtures
 
-from spamclf.serving import learner
 
 MESSAGES = sorted(p for p in SAMPLE.rglob("*") if p.is_file())[:12]
-HAS_LEARNING = learner.available()
 
 
 @pytest.fixture(scope="module")
@@ -367,7 +365,6 @@ def _proc_file(pid: int, name: str) -> str:
 # --- durability of learning -----------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not HAS_LEARNING, reason="the online-learning API (issue 19) is not in this build")
 def test_learn_forget_and_sigkill_after_learn_keeps_the_update(smoke_models, tmp_path, stop_after):
     import spamclf
 
