@@ -206,7 +206,8 @@ def test_learning_through_the_daemon(smoke_models, tmp_path):
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=5), proc)
-        raw = MESSAGES[-1].read_bytes()  # a ham, learned as spam
+        # messages the bundle was not trained on ('train' keeps its examples): a sample ham with a new body line
+        raw = MESSAGES[-1].read_bytes() + b"\nnot in the training data\n"
         learn = ("learn", "--server", url, "--token-file", str(token), "--timeout", "120")
         first = spamclf(*learn, "--spam", "-", stdin=raw, timeout=180)
         assert first.returncode == 0 and first.stderr == b"", first.stderr
@@ -214,7 +215,7 @@ def test_learning_through_the_daemon(smoke_models, tmp_path):
         assert answer["learned"] == 1 and answer["bundle_id"] != Classifier.load(smoke_models).bundle.bundle_id
         again = spamclf(*learn, "--spam", "-", stdin=raw, timeout=180)
         assert again.returncode == 0 and json.loads(again.stdout)["unchanged"] == 1
-        other = spamclf(*learn, "--ham", "-", stdin=MESSAGES[-2].read_bytes(), timeout=180)  # so that one stays after the forget
+        other = spamclf(*learn, "--ham", "-", stdin=MESSAGES[-2].read_bytes() + b"\nnot in the training data\n", timeout=180)  # so that one stays after the forget
         assert other.returncode == 0 and json.loads(other.stdout)["learned"] == 1
         forgot = spamclf(*learn, "--forget", "-", stdin=raw, timeout=180)
         assert forgot.returncode == 0 and json.loads(forgot.stdout)["forgotten"] == 1
