@@ -195,7 +195,11 @@ def serve(options: ServeOptions) -> None:
     BundleError (exit 3) for a models directory that cannot be served."""
     import asyncio
 
-    import uvicorn
+    try:
+        import starlette  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise SpamclfError("spamclf serve runs on Starlette and uvicorn, which are not installed: pip install 'spamclf[serve]'") from None
 
     from .app import Settings, create_app
     from .engine import Engine

@@ -8,6 +8,8 @@ import os
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -453,3 +455,15 @@ def test_start_up_errors_are_one_line_with_an_exit_status(smoke_models, tmp_path
         assert text in done.stderr and "Traceback" not in done.stderr, done.stderr
     busy.close()
     assert not_a_socket.read_text() == "mine\n"
+
+
+def test_serve_without_the_serve_extra_is_one_line(smoke_models):
+    # Starlette and uvicorn are the 'serve' extra: without them, serve says so in one line.
+    code = (
+        "import sys\nsys.modules['uvicorn'] = None  # as if not installed\n"
+        "from spamclf.cli import main\n"
+        f"main(['serve', '--models', {str(smoke_models)!r}, '--listen', '127.0.0.1:0'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == ["Error: spamclf serve runs on Starlette and uvicorn, which are not installed: pip install 'spamclf[serve]'"]
