@@ -46,4 +46,5 @@ def test_readme_links_lead_somewhere_and_it_stays_short():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for target in re.findall(r"\]\(([^)#]+)\)", readme):
         assert (ROOT / target).exists(), f"README links to {target}, which does not exist"
-    assert len(readme.encode()) <= 10_500  # a user's README: reference lives in docs/
+    # a user's README: reference lives in docs/; learning and the daemon each show their everyday wiring
+    assert len(readme.encode()) <= 12_500
