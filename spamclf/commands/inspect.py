@@ -46,6 +46,7 @@ def inspect_bundle(models_dir: str | Path) -> dict:
         data=meta.get("data"),
         validation_metrics=meta.get("validation_metrics"),
         versions=meta.get("versions"),
+        learned=meta.get("learned"),
         config=bundle.config,
         manifest=bundle.manifest,
         files={name: "ok" for name in bundle.manifest["files"]},
@@ -67,24 +68,31 @@ def format_inspection(info: dict) -> str:
         for name, state in (info.get("files") or {}).items():
             rows.append((f"  {name}", state))
         return _lines(rows)
-    data = _mapping(info.get("data"))
-    per_label = _mapping(data.get("per_label"))
-    sources = data.get("sources") if isinstance(data.get("sources"), list) else []
     rows += [
         ("spamclf version", info["spamclf_version"]),
         ("created", info["created"]),
         ("threshold", f"{info['threshold']:.6f}"),
         ("network", f"{info['n_features']} TF-IDF inputs -> " + " -> ".join(map(str, info["layers"]))),
-        ("epochs run", info["epochs_run"]),
-        ("data fingerprint", data.get("fingerprint")),
-        ("data", f"{data.get('messages')} messages ({', '.join(f'{v} {k}' for k, v in sorted(per_label.items()))})"
-         f" from {', '.join(map(str, sources))}"),
     ]
-    metrics = _mapping(info.get("validation_metrics"))
-    shown = ("accuracy", "precision", "recall", "f1", "roc_auc", "false_positive_rate")
-    rows.append(("validation", ", ".join(f"{k} {metrics[k]:.4f}" for k in shown if isinstance(metrics.get(k), (int, float)))))
-    versions = _mapping(info.get("versions"))
-    rows.append(("trained with", ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))))
+    if info.get("data") is not None:  # made by train (a bundle that learned from nothing has no training data)
+        data = _mapping(info.get("data"))
+        per_label = _mapping(data.get("per_label"))
+        sources = data.get("sources") if isinstance(data.get("sources"), list) else []
+        rows += [
+            ("epochs run", info["epochs_run"]),
+            ("data fingerprint", data.get("fingerprint")),
+            ("data", f"{data.get('messages')} messages ({', '.join(f'{v} {k}' for k, v in sorted(per_label.items()))})"
+             f" from {', '.join(map(str, sources))}"),
+        ]
+        metrics = _mapping(info.get("validation_metrics"))
+        shown = ("accuracy", "precision", "recall", "f1", "roc_auc", "false_positive_rate")
+        rows.append(("validation", ", ".join(f"{k} {metrics[k]:.4f}" for k in shown if isinstance(metrics.get(k), (int, float)))))
+        versions = _mapping(info.get("versions"))
+        rows.append(("trained with", ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))))
+    if info.get("learned") is not None:  # saved by learn
+        learned = _mapping(info.get("learned"))
+        rows.append(("learned", f"{learned.get('messages')} messages ({learned.get('ham')} ham, {learned.get('spam')} spam),"
+                                f" {learned.get('refits')} refits"))
     text = _lines(rows)
     return text + "\nconfig\n" + json.dumps(info["config"], indent=2, sort_keys=True)  # JSON escapes control characters
 

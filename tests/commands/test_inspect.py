@@ -7,6 +7,7 @@ import shutil
 
 from click.testing import CliRunner
 
+from conftest import SMOKE
 from spamclf.cli import main
 from spamclf.commands.inspect import inspect_bundle
 
@@ -113,3 +114,16 @@ def test_no_string_from_a_bundle_that_does_not_verify_reaches_the_terminal_raw(s
     assert result.exit_code == 3
     assert "NOT VERIFIED" in result.stdout and "unexpected" in result.stdout
     assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout + result.stderr
+
+
+def test_a_bundle_that_learned_from_nothing_says_what_it_learned(sample, tmp_path):
+    import spamclf
+
+    clf = spamclf.load(tmp_path / "learned", create=True, config=str(SMOKE))
+    clf.learn([sample / "spam"], "spam")
+    clf.learn([sample / "ham"], "ham")
+    clf.save()
+    result = CliRunner().invoke(main, ["inspect", "--models", str(tmp_path / "learned")])
+    assert result.exit_code == 0
+    assert "learned                300 messages (180 ham, 120 spam)" in result.output
+    assert "None" not in result.output and "epochs run" not in result.output
