@@ -1,8 +1,8 @@
 """Learning from corrections: ``Classifier.learn``, ``forget``, ``relearn`` and ``save``, and ``spamclf.relearn``.
 
 One code path for the Python API, ``spamclf learn`` and the daemon. The model that learns is in
-:mod:`spamclf.model.online`; this module reads the messages (as ``predict`` does), strips
-spamclf's own headers, keys and extracts them, and saves. Writers of a models directory hold
+:mod:`spamclf.model.online`; this module reads the messages (as ``predict`` does), keys them,
+extracts the new ones with spamclf's own headers stripped, and saves. Writers of a models directory hold
 ``models_lock`` around load, learn and save (``relearn`` below does); ``save`` refuses to replace a
 bundle that another process replaced since this one was loaded.
 """
@@ -10,6 +10,7 @@ bundle that another process replaced since this one was loaded.
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -86,11 +87,10 @@ def _items(clf: Classifier, messages: list) -> Iterator[tuple[int, Item]]:
             raise UsageError(f"message {i + 1} is a {type(message).__name__}: give a path or the message's bytes")
 
 
-def _prepared(item: Item) -> Item:
-    """The item with spamclf's own header fields (``X-Spam-*``, ``X-Forged-Spam-*``) removed."""
-    if item.raw is not None:
-        item.raw = strip_own_headers(item.raw)
-    return item
+def _text(clf: Classifier, item: Item) -> str:
+    """The text a message is learned from: extracted with spamclf's own header fields (``X-Spam-*``,
+    ``X-Forged-Spam-*``) removed. (``item_key`` removes them for the key itself.)"""
+    return item.text if item.text is not None else extract(strip_own_headers(item.raw), clf.options, tidy=False)
 
 
 def learn(clf: Classifier, messages, labels) -> dict:
@@ -105,14 +105,11 @@ def learn(clf: Classifier, messages, labels) -> dict:
         if item.error is not None:
             errors.append({"path": item.path, "error": item.error})
             continue
-        item = _prepared(item)
-        key, label = item_key(item), wanted[i]
-        at = store.where.get(key)
-        if at is not None and store.labels[at] == label:
-            counts["unchanged"] += 1
+        key = item_key(item)
+        outcome = learner.add(key, wanted[i], partial(_text, clf, item))
+        counts[outcome] += 1
+        if outcome == "unchanged":
             continue
-        text = "" if at is not None else (item.text if item.text is not None else extract(item.raw, clf.options, tidy=False))
-        counts[learner.add(key, label, text)] += 1
         changed.append(store.where[key])
         if len(changed) >= CHUNK:
             learner.update(changed)
@@ -132,7 +129,7 @@ def forget(clf: Classifier, messages) -> dict:
         if item.error is not None:
             errors.append({"path": item.path, "error": item.error})
             continue
-        counts["forgotten" if learner.remove(item_key(_prepared(item))) else "unknown"] += 1
+        counts["forgotten" if learner.remove(item_key(item)) else "unknown"] += 1
     if counts["forgotten"]:
         _refit_after_forget(clf)
     return {**counts, "errors": errors}

@@ -37,13 +37,13 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..errors import BundleError, ConfigError, DataError, OutputError, UsageError
-from .features import TfidfFeatures, merge_counted, select_vocabulary
+from .features import TfidfFeatures, df_bounds, merge_counted, select_vocabulary
 
 LOCK_SUFFIX = ".lock"
 
@@ -113,20 +113,24 @@ class Store:
 
     # changing
 
-    def put(self, key: str, label: int, ids: np.ndarray, counts: np.ndarray) -> str:
-        """Add an example, or relabel it: ``learned``, ``relabelled`` or ``unchanged``."""
+    def relabel(self, key: str, label: int) -> str | None:
+        """For a stored example, ``unchanged`` where it has ``label`` already, else ``relabelled`` (it has
+        it now); None where ``key`` is not stored."""
         at = self.where.get(key)
-        if at is not None:
-            if self.labels[at] == label:
-                return "unchanged"
-            self.labels[at] = label
-            return "relabelled"
+        if at is None:
+            return None
+        if self.labels[at] == label:
+            return "unchanged"
+        self.labels[at] = label
+        return "relabelled"
+
+    def add(self, key: str, label: int, ids: np.ndarray, counts: np.ndarray) -> None:
+        """Store a new example (``key`` not stored yet)."""
         self.where[key] = len(self.keys)
         self.keys.append(key)
         self.labels.append(int(label))
         self.rows.append((ids, counts))
         self.df[ids] += 1
-        return "learned"
 
     def remove(self, key: str) -> bool:
         at = self.where.pop(key, None)
@@ -292,18 +296,18 @@ class Learner:
         self.threshold = threshold
         rng = np.random.default_rng(config["train"]["seed"])
         units = config["model"]["units"]
-        if layers is None:  # a new network, initialised as Keras would
-            widths = [capacity, *units, 1]
-            layers = [(_glorot(rng, a, b), np.zeros(b, np.float32)) for a, b in zip(widths, widths[1:])]
         n = features.n_features
-        kernel0 = np.empty((capacity, units[0]), np.float32)
-        kernel0[:n] = layers[0][0][:n]
-        kernel0[n:] = _glorot(rng, capacity, units[0], capacity - n)  # free rows: fresh weights
-        self.kernel = kernel0
-        self.rest = [(np.array(k, np.float32), np.array(b, np.float32)) for k, b in layers[1:]]
-        self.bias0 = np.array(layers[0][1], np.float32)
+        self.kernel = np.empty((capacity, units[0]), np.float32)
+        self.kernel[n:] = _glorot(rng, capacity, units[0], capacity - n)  # free rows: fresh weights, as Keras initialises them
+        if layers is None:  # (with no vocabulary yet) the other layers initialised as Keras would too
+            widths = [*units, 1]
+            self.bias0 = np.zeros(units[0], np.float32)
+            self.rest = [(_glorot(rng, a, b), np.zeros(b, np.float32)) for a, b in zip(widths, widths[1:])]
+        else:
+            self.kernel[:n] = layers[0][0][:n]
+            self.bias0 = np.array(layers[0][1], np.float32)
+            self.rest = [(np.array(k, np.float32), np.array(b, np.float32)) for k, b in layers[1:]]
         self.trainer = None  # online_fitting.OnlineTrainer, made when the network first changes
-        self.col_of_term = np.full(len(store.terms), -1, np.int64)  # store term -> vocabulary column
         self._map_terms()
         self.rng = np.random.default_rng(config["train"]["seed"] + len(store))
 
@@ -322,8 +326,8 @@ class Learner:
     # vocabulary
 
     def _map_terms(self) -> None:
-        """``col_of_term`` for every store term (-1: not a feature), and ``term_of_col`` for every
-        column (-1: a term the store does not hold, as in a format 1 bundle's vocabulary)."""
+        """``col_of_term`` (store term -> vocabulary column) for every store term (-1: not a feature), and
+        ``term_of_col`` for every column (-1: a term the store does not hold, as in a format 1 bundle's vocabulary)."""
         index = self.features._index
         self.col_of_term = np.fromiter((index.get(t, -1) for t in self.store.terms), np.int64, len(self.store.terms))
         ids = self.store.term_ids
@@ -336,16 +340,15 @@ class Learner:
             new = np.fromiter((index.get(t, -1) for t in self.store.terms[len(self.col_of_term) :]), np.int64, missing)
             self.col_of_term = np.concatenate([self.col_of_term, new])
 
-    def _grow(self, ids: np.ndarray) -> int:
-        """Make the store terms ``ids`` features where they qualify and rows are free; how many were added."""
+    def _grow(self, ids: np.ndarray) -> None:
+        """Make the store terms ``ids`` (distinct) features where they qualify: in free rows, else in evicted ones."""
         self._extend_map()
         n_docs = len(self.store)
-        min_df = min(self.config["features"]["min_df"], max(n_docs, 1))
-        ids = np.unique(ids)
+        min_df, max_df = df_bounds(self.config["features"], n_docs)
         df = self.store.df[ids]
-        new = ids[(self.col_of_term[ids] < 0) & (df >= min_df) & (df <= _max_df(self.config, n_docs))]
+        new = ids[(self.col_of_term[ids] < 0) & (df >= min(min_df, max(n_docs, 1))) & (df <= max_df)]
         if not len(new):
-            return 0
+            return
         new = new[np.argsort(-self.store.df[new], kind="stable")]  # the most frequent first
         free = self.capacity - self.features.n_features
         added, rest = new[:free], new[free:]
@@ -356,7 +359,6 @@ class Learner:
             self.term_of_col = np.concatenate([self.term_of_col, added])
         if len(rest):
             self._evict(rest)
-        return len(new)
 
     def _idf(self, ids: np.ndarray) -> np.ndarray:
         """The IDF of store terms from their document frequency in the store (``select_vocabulary``'s formula)."""
@@ -386,12 +388,19 @@ class Learner:
 
     def rows(self, positions: Sequence[int]) -> sp.csr_matrix:
         """TF-IDF rows (over the vocabulary) of stored examples, as ``transform`` makes them from their text."""
-        counts = self.store.matrix(positions)
+        return self._tfidf(self.store.matrix(positions), self.features.n_features)
+
+    def _tfidf(self, counts: sp.csr_matrix, width: int) -> sp.csr_matrix:
+        """TF-IDF rows of store term counts, ``width`` columns wide (at least the vocabulary's size)."""
         self._extend_map()
         cols = self.col_of_term[counts.indices]
         keep = cols >= 0
+        # a store row holds each term once, and each feature is one term: the kept entries are already
+        # CSR rows (their columns unsorted), with no duplicates for a COO conversion to sum
         row_of = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
-        x = sp.csr_matrix((counts.data[keep], (row_of[keep], cols[keep])), shape=(counts.shape[0], self.features.n_features), dtype=np.float32)
+        indptr = np.zeros(counts.shape[0] + 1, np.int64)
+        np.cumsum(np.bincount(row_of[keep], minlength=counts.shape[0]), out=indptr[1:])
+        x = sp.csr_matrix((counts.data[keep], cols[keep].astype(np.int32), indptr), shape=(counts.shape[0], width))
         x.sort_indices()
         return self.features._weigh(x)
 
@@ -400,12 +409,14 @@ class Learner:
     def tokens(self, text: str) -> list[str]:
         return self.features._analyzer()(text)
 
-    def add(self, key: str, label: int, text: str) -> str:
-        """Store one message (learned, relabelled or unchanged); the network changes in ``update``."""
-        at = self.store.where.get(key)
-        if at is not None:
-            return self.store.put(key, label, *self.store.rows[at])
-        return self.store.put(key, label, *self.store.count(self.tokens(text)))
+    def add(self, key: str, label: int, text: Callable[[], str]) -> str:
+        """Store one message: ``learned``, ``relabelled`` or ``unchanged`` (already stored with ``label``).
+        ``text()`` gives its extracted text, asked for only where it is new. The network changes in ``update``."""
+        outcome = self.store.relabel(key, label)
+        if outcome is None:
+            self.store.add(key, label, *self.store.count(self.tokens(text())))
+            outcome = "learned"
+        return outcome
 
     def remove(self, key: str) -> bool:
         return self.store.remove(key)
@@ -427,8 +438,7 @@ class Learner:
         if min(ham, spam) < 2:
             return False
         last = self.store.state.get("refit_size", 0)
-        grown = n >= (self.policy["refit_growth"] * last if last else self.policy["first_refit"])
-        return grown
+        return n >= (self.policy["refit_growth"] * last if last else self.policy["first_refit"])
 
     def _outside_margin(self, changed: list[int]) -> list[int]:
         """The examples of ``changed`` the network does not already score within ``learn.margin`` of their
@@ -486,7 +496,7 @@ class Learner:
         if min(ham, spam) < 2:
             raise DataError(f"too few learned messages to fit a model: {ham} ham, {spam} spam; need at least 2 of each")
         counts = store.matrix()
-        df = np.bincount(counts.indices, minlength=counts.shape[1])[: len(store.terms)]
+        df = store.df[: len(store.terms)]
         totals = np.asarray(counts.sum(axis=0)).ravel()[: len(store.terms)]
         settings = dict(self.features.settings(), max_features=max(1, int(self.capacity * (1 - self.policy["headroom"]))))
         # select_vocabulary takes the terms sorted, as scikit-learn orders them (ties fall the same way)
@@ -495,8 +505,7 @@ class Learner:
         kept_terms = [store.terms[i] for i in order[kept]]
         self.features = TfidfFeatures.fitted(self.features.settings(), kept_terms, idf)
         self._map_terms()
-        rows = self.rows(range(n))
-        x = sp.csr_matrix((rows.data, rows.indices, rows.indptr), shape=(n, self.capacity))  # the kernel's full capacity
+        x = self._tfidf(counts, self.capacity)  # the kernel's full capacity
         y = store.label_array()
         fit_idx, val_idx = stratified_split(y, self.config["train"]["validation_split"], self.config["train"]["seed"])
         model, history = fit(x[fit_idx], y[fit_idx], x[val_idx], y[val_idx], self.config, progress=False)
@@ -518,11 +527,3 @@ class Learner:
         model = build_model(layers[0][0].shape[0], self.config["model"]["units"])
         model.set_weights([a for layer in layers for a in layer])
         return model
-
-
-def _max_df(config: dict, n_docs: int) -> float:
-    from .features import df_bounds
-
-    return df_bounds(config["features"], n_docs)[1]
-
-

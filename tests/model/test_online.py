@@ -325,3 +325,19 @@ def test_train_keeps_its_examples_so_learn_forget_and_relearn_cover_them(smoke_m
     assert clf.learn([spam], "spam")["unchanged"] == 1  # training learned it already
     assert clf.forget([spam]) == {"forgotten": 1, "unknown": 0, "errors": []}  # and the network is refitted without it
     assert len(clf._learner.store) == trained - 1 and clf._learner.store.state["refits"] == 1
+
+
+def test_stored_rows_are_the_rows_transform_makes_from_the_text(learned, sample):
+    from spamclf.mail.extract import extract
+    from spamclf.mail.header_block import message_key
+
+    clf = spamclf.load(learned)
+    assert clf.learn(corpus(sample, 20)[0][:2], [1, 0])["unchanged"] == 2  # (the learner, made from the bundle)
+    learner = clf._learner
+    raws, _ = corpus(sample, 20)
+    texts = [extract(raw, clf.options, tidy=False) for raw in raws]
+    positions = [learner.store.where[message_key(raw)] for raw in raws]
+    stored, made = learner.rows(positions), clf.features.transform(texts)
+    assert stored.shape == made.shape and stored.nnz == made.nnz > 0
+    assert np.array_equal(stored.indices, made.indices) and np.array_equal(stored.indptr, made.indptr)
+    assert np.allclose(stored.data, made.data, atol=1e-6)
