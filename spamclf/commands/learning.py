@@ -10,6 +10,7 @@ bundle that another process replaced since this one was loaded.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from functools import partial
 from pathlib import Path
 from typing import Iterator
@@ -18,11 +19,11 @@ import numpy as np
 
 from .. import __version__
 from ..config import load_config
-from ..errors import DataError, UsageError
+from ..errors import BundleError, DataError, UsageError
 from ..mail.extract import extract
 from ..mail.header_block import strip_own_headers
 from ..mail.sources import Item, iter_inputs
-from ..model.bundle import NO_BUNDLE, Bundle, save_bundle
+from ..model.bundle import MODEL_FILE, NO_BUNDLE, Bundle, save_bundle, sha256_file
 from ..model.features import TfidfFeatures
 from ..mail.labelled import item_key
 from ..model.online import Learner, Store, models_lock, parse_labels
@@ -182,14 +183,31 @@ def save(clf: Classifier) -> str:
     )
     metadata.setdefault("created", metadata["saved"])
     history = getattr(learner, "history", None) or EMPTY_HISTORY
+    model = learner.keras_model() if learner.network_changed else _KeptModel(clf.bundle)
     manifest: dict = {}
     save_bundle(
-        clf.bundle.path, learner.keras_model(), learner.layers, learner.features, clf.bundle.config, metadata, history,
+        clf.bundle.path, model, learner.layers, learner.features, clf.bundle.config, metadata, history,
         store=store.arrays(), expect_id=clf._disk_id, manifest_out=manifest,
     )
+    learner.network_changed = False
     clf._disk_id = manifest["bundle_id"]
     clf.bundle.manifest, clf.bundle.metadata = manifest, metadata
     return manifest["bundle_id"]
+
+
+class _KeptModel:
+    """``save_bundle``'s model where the network did not change: the bundle's model.keras copied byte for
+    byte (checked against the manifest it was loaded with), so saving needs no TensorFlow. ``save_bundle``
+    replaces the bundle only while it is still the one loaded, so the copy is of that bundle's file."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.source = bundle.path / MODEL_FILE
+        self.sha256 = bundle.manifest["files"][MODEL_FILE]
+
+    def save(self, path: Path) -> None:
+        shutil.copyfile(self.source, path)
+        if sha256_file(path) != self.sha256:
+            raise BundleError(f"{self.source} changed since it was loaded; load the models directory again")
 
 
 def relearn_models(models_dir: str | Path, lock_timeout: float | None = None) -> dict:

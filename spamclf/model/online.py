@@ -299,7 +299,8 @@ class Learner:
         n = features.n_features
         self.kernel = np.empty((capacity, units[0]), np.float32)
         self.kernel[n:] = _glorot(rng, capacity, units[0], capacity - n)  # free rows: fresh weights, as Keras initialises them
-        if layers is None:  # (with no vocabulary yet) the other layers initialised as Keras would too
+        new_network = layers is None
+        if new_network:  # (with no vocabulary yet) the other layers initialised as Keras would too
             widths = [*units, 1]
             self.bias0 = np.zeros(units[0], np.float32)
             self.rest = [(_glorot(rng, a, b), np.zeros(b, np.float32)) for a, b in zip(widths, widths[1:])]
@@ -308,6 +309,9 @@ class Learner:
             self.bias0 = np.array(layers[0][1], np.float32)
             self.rest = [(np.array(k, np.float32), np.array(b, np.float32)) for k, b in layers[1:]]
         self.trainer = None  # online_fitting.OnlineTrainer, made when the network first changes
+        # whether the network as scored (its vocabulary's rows, its weights) changed since it was
+        # loaded or saved: only then does ``save`` make a Keras model of it (and import TensorFlow)
+        self.network_changed = new_network
         self._map_terms()
         self.rng = np.random.default_rng(config["train"]["seed"] + len(store))
 
@@ -357,6 +361,7 @@ class Learner:
             self.features.grow([self.store.terms[i] for i in added], self._idf(added))
             self.col_of_term[added] = np.arange(start, start + len(added))
             self.term_of_col = np.concatenate([self.term_of_col, added])
+            self.network_changed = True
         if len(rest):
             self._evict(rest)
 
@@ -382,6 +387,7 @@ class Learner:
         self.col_of_term[new] = cols
         self.term_of_col[cols] = new
         self.kernel[cols] = 0.0
+        self.network_changed = True
         if self.trainer is not None:
             self.trainer.reset_rows(cols)
         self.store.state["evicted"] = self.store.state.get("evicted", 0) + len(cols)
@@ -483,6 +489,7 @@ class Learner:
         self.kernel[touched] = kernel_rows
         self.bias0 = bias0
         self.rest = rest
+        self.network_changed = True
 
     def refit(self) -> dict:
         """Select the vocabulary again from the store (with headroom), recompute the IDF, and fit the
@@ -515,6 +522,7 @@ class Learner:
         layers = dense_weights(model)
         self.kernel = np.array(layers[0][0], np.float32)
         self.bias0, self.rest = layers[0][1], layers[1:]
+        self.network_changed = True
         store.state.update(refit_size=n, refits=store.state.get("refits", 0) + 1, trained=True)
         self.history = history
         return history

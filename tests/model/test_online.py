@@ -327,6 +327,66 @@ def test_train_keeps_its_examples_so_learn_forget_and_relearn_cover_them(smoke_m
     assert len(clf._learner.store) == trained - 1 and clf._learner.store.state["refits"] == 1
 
 
+UNCHANGED_NETWORK_SAVES = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import spamclf
+
+    folder, known, campaign = sys.argv[1], open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read()
+    clf = spamclf.load(folder)
+    assert clf.learn([known], "spam")["unchanged"] == 1
+    clf.save()  # nothing learned: a new bundle (its metadata says when), the same network
+    assert clf.forget([b"Subject: never\\n\\nlearned at all"])["unknown"] == 1
+    clf.save()
+    n_features, scores = clf.features.n_features, clf.score_messages([known, campaign])
+    assert clf.learn([campaign], "spam")["learned"] == 1
+    # within the margin and no new feature: stored, and the network as it was
+    assert clf.features.n_features == n_features and np.array_equal(clf.score_messages([known, campaign]), scores)
+    clf.save()
+    print(len(clf._learner.store), "tensorflow" in sys.modules)
+    """
+)
+
+
+def test_a_save_that_changed_no_weights_keeps_the_network_files_and_needs_no_tensorflow(learned, tmp_path):
+    folder = copy_of(learned, tmp_path)
+    clf = spamclf.load(folder)
+    words = "zorvex quimbal trandolin fezzwick plumbrix"
+    variants = [message("cheap zorvex", f"{words} {words}", msgid=f"{i}@campaign.example") for i in range(12)]
+    for raw in variants[:-1]:  # the same words again until the network is sure of them
+        clf.learn([raw], "spam")
+        if float(clf.score_messages([variants[-1]])[0]) > 1 - clf._learner.policy["margin"]:
+            break
+    clf.save()
+    (tmp_path / "known").write_bytes(variants[0])
+    (tmp_path / "campaign").write_bytes(variants[-1])
+    before = {name: (folder / name).read_bytes() for name in ("model.keras", "weights.npz")}
+    stored, bundle_before = len(clf._learner.store), load_bundle(folder).bundle_id
+    out = subprocess.run(
+        [sys.executable, "-c", UNCHANGED_NETWORK_SAVES, str(folder), str(tmp_path / "known"), str(tmp_path / "campaign")],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(stored + 1), "False"]  # the campaign message was stored; TensorFlow never imported
+    assert load_bundle(folder).bundle_id != bundle_before
+    assert {name: (folder / name).read_bytes() for name in before} == before
+
+
+
+def test_a_kept_model_file_changed_since_loading_is_not_saved(learned, tmp_path):
+    folder = copy_of(learned, tmp_path)
+    clf = spamclf.load(folder)
+    before = load_bundle(folder).bundle_id
+    assert clf.forget([message("never", "learned")])["unknown"] == 1
+    model = folder / "model.keras"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 1
+    model.write_bytes(bytes(data))  # changed in place: the manifest still names the loaded bundle
+    with pytest.raises(BundleError, match="model.keras changed since it was loaded"):
+        clf.save()
+    assert json.loads((folder / MANIFEST_FILE).read_text())["bundle_id"] == before
+
 def test_stored_rows_are_the_rows_transform_makes_from_the_text(learned, sample):
     from spamclf.mail.extract import extract
     from spamclf.mail.header_block import message_key
