@@ -148,7 +148,7 @@ def _refit_after_forget(clf: Classifier) -> None:
         learner.refit()
     else:
         cfg = learner.config
-        state = {k: v for k, v in store.state.items() if k not in ("trained", "refit_size", "waiting")}
+        state = {k: v for k, v in store.state.items() if k not in ("trained", "refit_size")}
         store.state = state
         features = TfidfFeatures.fitted(cfg["features"], [], np.zeros(0, np.float32))
         clf._learner = learner = Learner(cfg, features, None, store, cfg["train"]["min_threshold"])

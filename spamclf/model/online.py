@@ -479,7 +479,7 @@ class Learner:
         if self.trainer is None:
             from .online_fitting import OnlineTrainer
 
-            self.trainer = OnlineTrainer.from_layers([(self.kernel, self.bias0), *self.rest], self.config)
+            self.trainer = OnlineTrainer(keras_model([(self.kernel, self.bias0), *self.rest], self.config), self.config)
         return self.trainer
 
     def _pull(self, touched: np.ndarray) -> None:
@@ -529,9 +529,13 @@ class Learner:
 
     def keras_model(self):
         """A Keras model of the network as scoring sees it (the vocabulary's rows of the first kernel): what the bundle saves."""
-        from .network import build_model
+        return keras_model(self.layers, self.config)
 
-        layers = self.layers
-        model = build_model(layers[0][0].shape[0], self.config["model"]["units"])
-        model.set_weights([a for layer in layers for a in layer])
-        return model
+
+def keras_model(layers: list[tuple[np.ndarray, np.ndarray]], config: dict):
+    """The Keras network (``network.build_model``) with the weights ``layers``."""
+    from .network import build_model
+
+    model = build_model(layers[0][0].shape[0], config["model"]["units"])
+    model.set_weights([a for layer in layers for a in layer])
+    return model

@@ -70,14 +70,6 @@ class OnlineTrainer:
         self.training.optimizer.build(self.training.trainable_variables)
         self.kernel = self.training.dense[0].kernel
 
-    @classmethod
-    def from_layers(cls, layers: list[tuple[np.ndarray, np.ndarray]], config: dict) -> "OnlineTrainer":
-        from .network import build_model
-
-        model = build_model(layers[0][0].shape[0], config["model"]["units"])
-        model.set_weights([a for layer in layers for a in layer])
-        return cls(model, config)
-
     def steps(self, x: sp.csr_matrix, y: np.ndarray, steps: int) -> np.ndarray:
         """``steps`` gradient steps on the rows ``x`` (columns: the first kernel's rows); the rows it touched."""
         x = sp.csr_matrix(x, dtype=np.float32)
