@@ -159,18 +159,23 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _sha256_all(blobs: dict[str, bytes]) -> dict[str, str]:
-    """SHA-256 of each of ``blobs``, two at a time: hashlib lets go of the interpreter lock, so the
-    bundle's two large weight files hash side by side."""
+def _two_at_a_time(digest, names) -> dict[str, str]:
+    """``digest(name)`` of each of ``names``, two at a time: hashlib lets go of the interpreter lock,
+    so the bundle's two large weight files hash side by side."""
     from concurrent.futures import ThreadPoolExecutor
 
-    names = list(blobs)
+    names = list(names)
     with ThreadPoolExecutor(2, thread_name_prefix="spamclf-sha256") as pool:
-        return dict(zip(names, pool.map(lambda name: hashlib.sha256(blobs[name]).hexdigest(), names)))
+        return dict(zip(names, pool.map(digest, names)))
+
+
+def _sha256_all(blobs: dict[str, bytes]) -> dict[str, str]:
+    return _two_at_a_time(lambda name: hashlib.sha256(blobs[name]).hexdigest(), blobs)
 
 
 def _sha256_files(folder: Path, names) -> dict[str, str]:
-    return _sha256_all({name: (Path(folder) / name).read_bytes() for name in names})
+    """Each file hashed as it is read, a block at a time: no copy of a whole weights file in memory."""
+    return _two_at_a_time(lambda name: sha256_file(Path(folder) / name), names)
 
 
 def _bundle_id(manifest: dict) -> str:

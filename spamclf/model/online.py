@@ -43,7 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import BundleError, ConfigError, DataError, OutputError, UsageError
-from .features import TfidfFeatures, merge_counted, select_vocabulary
+from .features import TfidfFeatures, select_vocabulary
 
 LOCK_SUFFIX = ".lock"
 
@@ -184,13 +184,17 @@ class Store:
         store.state = dict(state or {})
         return store
 
-    @classmethod
-    def from_counted(cls, parts: Sequence, keys: Sequence[str], labels, state: dict | None = None) -> "Store":
-        """The store of training's examples, from the term counts ``count_labelled`` made batch by batch
-        (``features.CountedTerms``): one example per key, the first where two messages share one."""
-        terms, x = merge_counted(parts)
+    @staticmethod
+    def training_arrays(terms: Sequence[str], counts: sp.csr_matrix, keys: Sequence[str], labels, state: dict) -> dict:
+        """``arrays()`` of the store of training's examples, straight from their term counts (a row per
+        message, over ``terms``): one example per key, the first where two messages share one."""
         first = sorted({key: i for i, key in reversed(list(enumerate(keys)))}.values())
-        return cls.from_parts(list(terms), [keys[i] for i in first], np.asarray(labels)[first], x[first], state)
+        x = sp.csr_matrix(counts[first], dtype=np.float32)
+        x.sort_indices()
+        return {
+            "labels": np.asarray(labels, np.int8)[first], "indptr": x.indptr.astype(np.int64), "indices": x.indices.astype(np.int32),
+            "counts": x.data, "terms": list(terms), "keys": [keys[i] for i in first], "state": dict(state),
+        }
 
     @classmethod
     def from_bundle(cls, store_bytes: dict[str, bytes], folder) -> "Store":

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,9 @@ import pytest
 import spamclf
 from conftest import make_format_1
 from spamclf.commands.filter import add_headers
+from spamclf.mail.extract import extract
 from spamclf.mail.header_block import header_end
+from spamclf.mail.labelled import learning_key
 from spamclf.errors import BundleError, DataError, UsageError
 from spamclf.model.bundle import MANIFEST_FILE, STORE_FILE, STORE_INDEX_FILE, _bundle_id, load_bundle
 
@@ -323,5 +326,10 @@ def test_train_keeps_its_examples_so_learn_forget_and_relearn_cover_them(smoke_m
     clf = spamclf.load(folder)
     spam = str(sorted((sample / "spam").iterdir())[0])
     assert clf.learn([spam], "spam")["unchanged"] == 1  # training learned it already
+    store, learner = clf._learner.store, clf._learner
+    for path in sorted((sample / "ham").iterdir())[:5] + [Path(spam)]:  # each kept as learn counts it
+        raw = path.read_bytes()
+        ids, counts = store.rows[store.where[learning_key(raw)]]
+        assert {store.terms[i]: c for i, c in zip(ids, counts)} == Counter(learner.tokens(extract(raw, clf.options, tidy=False)))
     assert clf.forget([spam]) == {"forgotten": 1, "unknown": 0, "errors": []}  # and the network is refitted without it
     assert len(clf._learner.store) == trained - 1 and clf._learner.store.state["refits"] == 1
