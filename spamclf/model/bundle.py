@@ -828,8 +828,6 @@ def _check(read: _Read, verify_hashes: bool = True, work_folder: bool = False) -
         weight_facts = check_npz_bytes(data[WEIGHTS_FILE], WEIGHTS_FILE, lambda key: bool(_WEIGHT_NAME.fullmatch(key)))
         widths = _weights_widths(weight_facts)
         idf_facts = check_npz_bytes(data[IDF_FILE], IDF_FILE, lambda key: key == "idf")
-        if STORE_FILE in manifest["files"]:
-            _check_store_shapes(data)
     except UnsafeFile as exc:
         raise BundleError(f"{folder}: {exc}") from None
     n_features = _check_shapes(folder, config, keras_facts, widths, idf_facts)
@@ -854,23 +852,29 @@ def _check(read: _Read, verify_hashes: bool = True, work_folder: bool = False) -
     )
 
 
-def _check_store_shapes(data: dict[str, bytes]) -> None:
-    """store.npz holds the four arrays of STORE_ARRAYS, one-dimensional, of their kinds, and as many labels
-    as store.json has keys; store.json holds terms and keys. Their contents are checked where they are
-    read (``online.Store.from_bundle``): only learning reads them."""
-    facts = check_npz_bytes(data[STORE_FILE], STORE_FILE, lambda key: key in STORE_ARRAYS, kinds="fi")
-    if set(facts) != set(STORE_ARRAYS):
-        raise UnsafeFile(f"{STORE_FILE} does not hold the arrays {', '.join(STORE_ARRAYS)}")
-    for key, kind in STORE_ARRAYS.items():
-        if facts[key].dtype.kind != kind or len(facts[key].shape) != 1:
-            raise UnsafeFile(f"{STORE_FILE}: array {key!r} is not a vector of kind {kind!r}")
-    doc = check_json_bytes(data[STORE_INDEX_FILE], STORE_INDEX_FILE)
-    if not isinstance(doc.get("terms"), list) or not isinstance(doc.get("keys"), list) or not isinstance(doc.get("state", {}), dict):
-        raise UnsafeFile(f"{STORE_INDEX_FILE} does not hold the store's terms and keys")
-    if len(doc["keys"]) != facts["labels"].shape[0] or facts["indptr"].shape[0] != facts["labels"].shape[0] + 1:
-        raise UnsafeFile(f"{STORE_FILE} and {STORE_INDEX_FILE} do not describe the same examples")
-    if facts["indices"].shape != facts["counts"].shape:
-        raise UnsafeFile(f"{STORE_FILE}: indices and counts differ in length")
+def read_store(store_bytes: dict[str, bytes], folder) -> dict:
+    """The store a checked bundle holds, as ``write_store`` wrote it: store.npz's four arrays (of
+    STORE_ARRAYS, one-dimensional, of their kinds; read-only views of the bytes) with store.json's
+    ``terms``, ``keys`` and ``state``, as many keys as labels; BundleError names a problem. Read
+    only when learning (``online.Store.from_bundle``, which checks the contents): scoring never
+    parses the store, so its problems do not stop a bundle from classifying."""
+    try:
+        facts = check_npz_bytes(store_bytes[STORE_FILE], STORE_FILE, lambda key: key in STORE_ARRAYS, kinds="fi")
+        if set(facts) != set(STORE_ARRAYS):
+            raise UnsafeFile(f"{STORE_FILE} does not hold the arrays {', '.join(STORE_ARRAYS)}")
+        for key, kind in STORE_ARRAYS.items():
+            if facts[key].dtype.kind != kind or len(facts[key].shape) != 1:
+                raise UnsafeFile(f"{STORE_FILE}: array {key!r} is not a vector of kind {kind!r}")
+        doc = check_json_bytes(store_bytes[STORE_INDEX_FILE], STORE_INDEX_FILE)
+        if not isinstance(doc.get("terms"), list) or not isinstance(doc.get("keys"), list) or not isinstance(doc.get("state", {}), dict):
+            raise UnsafeFile(f"{STORE_INDEX_FILE} does not hold the store's terms and keys")
+        if len(doc["keys"]) != facts["labels"].shape[0] or facts["indptr"].shape[0] != facts["labels"].shape[0] + 1:
+            raise UnsafeFile(f"{STORE_FILE} and {STORE_INDEX_FILE} do not describe the same examples")
+        if facts["indices"].shape != facts["counts"].shape:
+            raise UnsafeFile(f"{STORE_FILE}: indices and counts differ in length")
+    except UnsafeFile as exc:
+        raise BundleError(f"{folder}: {exc}") from None
+    return {**npz_arrays(store_bytes[STORE_FILE], facts), "terms": doc["terms"], "keys": doc["keys"], "state": doc.get("state", {})}
 
 
 def check_bundle(folder: str | Path, verify_hashes: bool = True) -> Checked:

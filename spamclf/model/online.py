@@ -32,7 +32,6 @@ only when the network changes (``online_fitting``): scoring stays NumPy.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 from contextlib import contextmanager
@@ -199,15 +198,13 @@ class Store:
     @classmethod
     def from_bundle(cls, store_bytes: dict[str, bytes], folder) -> "Store":
         """The store a bundle holds (format 1: an empty one), its contents checked: BundleError names a problem."""
-        from .bundle import STORE_FILE, STORE_INDEX_FILE, _TERMS
-        from .bundle_checks import check_npz_bytes, npz_arrays
+        from .bundle import STORE_FILE, _TERMS, read_store
 
         if not store_bytes:
             return cls()
-        doc = json.loads(store_bytes[STORE_INDEX_FILE].decode("utf-8"))
-        arrays = npz_arrays(store_bytes[STORE_FILE], check_npz_bytes(store_bytes[STORE_FILE], STORE_FILE, kinds="fi"))
+        doc = read_store(store_bytes, folder)
         terms, keys = doc["terms"], doc["keys"]
-        labels, indptr, indices, counts = (arrays[k] for k in ("labels", "indptr", "indices", "counts"))
+        labels, indptr, indices, counts = (doc[k] for k in ("labels", "indptr", "indices", "counts"))
         joined = "\n".join(terms) + "\n" if all(isinstance(t, str) for t in terms) else ""
         problems = [
             (not all(isinstance(k, str) for k in keys) or len(set(keys)) != len(keys), "its keys are not distinct strings"),
@@ -223,7 +220,7 @@ class Store:
             if bad:
                 raise BundleError(f"{folder}/{STORE_FILE}: {why}")
         x = sp.csr_matrix((counts.astype(np.float32), indices.astype(np.int32), indptr.astype(np.int64)), shape=(len(labels), max(len(terms), 1)))
-        return cls.from_parts(terms, keys, labels, x, doc.get("state", {}))
+        return cls.from_parts(terms, keys, labels, x, doc["state"])
 
 
 # --- the lock ------------------------------------------------------------------------------------

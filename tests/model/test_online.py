@@ -259,8 +259,13 @@ def test_a_store_with_a_consistent_manifest_but_bad_contents_is_refused(learned,
     doc = json.loads((folder / STORE_INDEX_FILE).read_text())
     doc["keys"] = doc["keys"][1:]
     rewrite(folder, STORE_INDEX_FILE, json.dumps(doc).encode())
+    clf = spamclf.load(folder)
     with pytest.raises(BundleError, match="do not describe the same examples"):
-        spamclf.load(folder)
+        clf.learn([b"Subject: x\n\nhello"], "ham")
+    rewrite(folder, STORE_INDEX_FILE, b"not JSON")
+    assert spamclf.load(folder).score_messages([b"Subject: x\n\nhello"]).shape == (1,)  # scoring never parses it
+    with pytest.raises(BundleError, match="store.json is not JSON"):
+        spamclf.relearn(folder)
 
 
 def test_learning_into_a_format_1_bundle_keeps_its_network_and_starts_a_store(smoke_models, sample, tmp_path):
