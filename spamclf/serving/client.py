@@ -220,7 +220,8 @@ def filter_stream(url: str, stdin, stdout, timeout: float = DEFAULT_TIMEOUT, exi
 
 
 def read_token(token_file: str) -> str:
-    """The bearer token in ``token_file`` (its first line, stripped). Raises ServerError."""
+    """The bearer token in ``token_file`` (its first line, stripped). Raises ServerError.
+    The daemon reads its own ``--token-file`` with this too (``server.read_token``)."""
     try:
         with open(token_file, encoding="utf-8") as f:
             token = f.readline().strip()
