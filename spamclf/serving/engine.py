@@ -128,6 +128,16 @@ def bundle_stamp(models_dir: Path) -> tuple:
     return tuple(stamp)
 
 
+def load_for_scoring(models_dir: Path) -> Classifier:
+    """The bundle at ``models_dir``, verified as every load is (the store's files hashed too), less the
+    learning store's bytes (up to 1 GiB): scoring never reads them, and the daemon and
+    every worker forked from it would hold them for as long as the bundle is served. Never learn with it:
+    it would take the bundle for one that kept no examples."""
+    bundle = load_bundle(models_dir)
+    bundle.store_bytes = {}
+    return Classifier(bundle)
+
+
 @dataclass
 class Generation:
     clf: Classifier
@@ -151,7 +161,7 @@ class Engine:
         self.stamp = bundle_stamp(self.models_dir)
         self.refused_stamp = None
         self.reloads = {"ok": 0, "refused": 0}
-        self.current = self._start(Classifier(load_bundle(self.models_dir)))
+        self.current = self._start(load_for_scoring(self.models_dir))
 
     @property
     def pending(self) -> int:
@@ -212,7 +222,7 @@ class Engine:
         """Load, verify and switch to the bundle now on disk; keep the current one if it does not verify."""
         stamp = stamp or bundle_stamp(self.models_dir)
         try:
-            clf = Classifier(await asyncio.to_thread(load_bundle, self.models_dir))
+            clf = await asyncio.to_thread(load_for_scoring, self.models_dir)
         except Exception as exc:  # noqa: BLE001 -- any bundle that does not load is refused, the old one kept
             self.refused_stamp = stamp
             self.reloads["refused"] += 1
