@@ -217,7 +217,7 @@ def serve(options: ServeOptions) -> None:
         engine.close()
         raise
     max_bytes = options.max_bytes or engine.current.clf.options.max_bytes
-    learner = Learner(options.models_dir, LOCK_TIMEOUT, options.queue)
+    learner = Learner(options.models_dir, LOCK_TIMEOUT, options.queue, log)
     settings = Settings(max_bytes, options.timeout, options.poll, token, bool(options.socket), learner)
     _route_uvicorn_logs(log)
     config = uvicorn.Config(
