@@ -185,13 +185,14 @@ class Engine:
             self._pending += 1
         gen = self.current
         try:
-            future = gen.pool.submit(fn, *args)
-        except BrokenExecutor:
-            self._done(None)
-            gen = self._respawn(gen)
-            with self._lock:
-                self._pending += 1
-            future = gen.pool.submit(fn, *args)
+            try:
+                future = gen.pool.submit(fn, *args)
+            except BrokenExecutor:  # a worker died while idle: a fresh pool takes the message
+                gen = self.broken(gen)
+                future = gen.pool.submit(fn, *args)
+        except BaseException:
+            self._done(None)  # not in flight after all
+            raise
         future.add_done_callback(self._done)
         return gen, future
 
@@ -199,17 +200,14 @@ class Engine:
         with self._lock:
             self._pending -= 1
 
-    def _respawn(self, gen: Generation) -> Generation:
-        """A worker died (killed, out of memory): a fresh pool for the same bundle."""
+    def broken(self, gen: Generation) -> Generation:
+        """``gen``'s pool broke (a worker killed, out of memory): a fresh pool for the same bundle, if
+        ``gen`` is still the current generation. Returns the current one."""
         if self.current is gen:
             self.log("error", "worker_died", f"a scoring worker died; starting {self.workers} new ones")
             self.current = self._start(gen.clf)
             gen.pool.shutdown(wait=False, cancel_futures=True)
         return self.current
-
-    def broken(self, gen: Generation) -> None:
-        """``gen``'s pool broke while it ran a request: replace it if it is still the current one."""
-        self._respawn(gen)
 
     async def poll(self) -> None:
         """Reload when the bundle's files changed since the last look (called every few seconds)."""

@@ -334,6 +334,7 @@ def test_a_dead_worker_is_replaced(smoke_models, stop_after):
     assert statuses[-1] == 200 and set(statuses) <= {200, 500}
     assert d.wait_for("worker_died")
     assert worker not in [int(p) for p in Path(f"/proc/{d.pid}/task/{d.pid}/children").read_text().split()]
+    assert d.json("GET", "/healthz")[1]["in_flight"] == 0  # the messages the dead worker had count no more
 
 
 # --- shutdown -------------------------------------------------------------------------------------
