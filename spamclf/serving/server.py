@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SpamclfError
+from .client import ServerError, read_token as read_token_file
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7830  # spamd's 783, and a 0
@@ -122,16 +123,16 @@ def header_deadline_protocol(seconds: float):
 
 
 def read_token(path: str, log: Log) -> str:
-    """The token in ``path``: its first line, stripped."""
+    """The token in ``path`` (read as the client reads it), with a warning when others may read the file."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            token = fh.readline().strip()
-        mode = os.stat(path).st_mode
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpamclfError(f"cannot read the token file {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    if not token:
-        raise SpamclfError(f"the token file {path} is empty")
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        token = read_token_file(path)
+    except ServerError as exc:
+        raise SpamclfError(str(exc)) from None
+    try:
+        open_to_others = os.stat(path).st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+    except OSError:  # gone since it was read: the token is read, nothing to warn about
+        open_to_others = 0
+    if open_to_others:
         log("warning", "token_file", f"the token file {path} can be read by others than its owner: chmod 600 it")
     return token
 
@@ -216,7 +217,7 @@ def serve(options: ServeOptions) -> None:
         engine.close()
         raise
     max_bytes = options.max_bytes or engine.current.clf.options.max_bytes
-    learner = Learner(options.models_dir, LOCK_TIMEOUT, options.queue)
+    learner = Learner(options.models_dir, LOCK_TIMEOUT, options.queue, log)
     settings = Settings(max_bytes, options.timeout, options.poll, token, bool(options.socket), learner)
     _route_uvicorn_logs(log)
     config = uvicorn.Config(
