@@ -45,6 +45,7 @@ class Refused(Exception):
 class Settings:
     max_bytes: int  # the largest body taken (413 above)
     timeout: float  # seconds a request may take, reading its body and scoring it
+    learn_timeout: float  # seconds a learn or forget waits for its change to be saved
     poll: float  # seconds between looks at the models directory
     token: str | None  # the bearer token for /v1/learn and /v1/forget
     socket_is_credential: bool  # on a Unix socket without a token, its file permissions guard learning
@@ -192,7 +193,7 @@ def create_app(engine: scoring.Engine, settings: Settings, log) -> Starlette:
 
     async def change(request: Request, deadline: float, what: str, label: str | None) -> Response:
         raw = await read_message(request, deadline)
-        limit = engine.current.clf.bundle.config["learn"]["serve_timeout"]
+        limit = settings.learn_timeout
         try:
             task = settings.learner.submit(what, raw, label)
         except scoring.Busy as exc:
@@ -203,7 +204,7 @@ def create_app(engine: scoring.Engine, settings: Settings, log) -> Starlette:
         except TimeoutError:
             task.add_done_callback(lambda done: finished_late(what, done))
             raise Refused(
-                503, f"the {what} was not saved within this daemon's limit of {limit:g} s (learn.serve_timeout): "
+                503, f"the {what} was not saved within this daemon's limit of {limit:g} s (--learn-timeout): "
                 f"it may still be applied; sending it again is safe", "timeout",
             ) from None
         except (DataError, UsageError) as exc:  # the message cannot be learned

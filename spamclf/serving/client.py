@@ -244,7 +244,7 @@ def learn_stream(
     a message the daemon rejects: ``_REFUSALS``) or an unusable token file; 3 no message (stdin
     closed or unreadable) or no daemon to take it now (nothing listening, a timeout, 408, 409, 5xx).
     A learn without a whole answer (a timeout, a cut connection) may still have been done, and its
-    error says so; the daemon's own 503 past ``learn.serve_timeout`` says so too. Learning again is
+    error says so; the daemon's own 503 past its ``--learn-timeout`` says so too. Learning again is
     safe (it is idempotent).
     """
     raw, error = read_message(stdin, "learn")

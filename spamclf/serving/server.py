@@ -37,6 +37,7 @@ class ServeOptions:
     workers: int = 1  # scoring processes
     queue: int = 64  # messages waiting for a worker at most; 503 past it
     timeout: float = 5.0  # seconds a request may take: reading its body and scoring it
+    learn_timeout: float = 20.0  # seconds /v1/learn and /v1/forget wait for their change to be saved; 503 past it
     max_bytes: int | None = None  # the largest body; None: the bundle's extract.max_bytes
     token_file: str | None = None
     log_format: str = "text"
@@ -218,7 +219,7 @@ def serve(options: ServeOptions) -> None:
         raise
     max_bytes = options.max_bytes or engine.current.clf.options.max_bytes
     learner = Learner(options.models_dir, LOCK_TIMEOUT, options.queue, log)
-    settings = Settings(max_bytes, options.timeout, options.poll, token, bool(options.socket), learner)
+    settings = Settings(max_bytes, options.timeout, options.learn_timeout, options.poll, token, bool(options.socket), learner)
     _route_uvicorn_logs(log)
     config = uvicorn.Config(
         create_app(engine, settings, log),

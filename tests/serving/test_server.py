@@ -433,11 +433,11 @@ def test_learn_forget_and_sigkill_after_learn_keeps_the_update(smoke_models, tmp
 # --- the learner's work -----------------------------------------------------------------------------
 
 
-def _learning_daemon(models: Path, tmp_path: Path, stop_after) -> tuple[Daemon, dict]:
+def _learning_daemon(models: Path, tmp_path: Path, stop_after, *options) -> tuple[Daemon, dict]:
     token = tmp_path / "token"
     token.write_text("t0ken\n")
     token.chmod(0o600)
-    d = Daemon(models, "--token-file", token)
+    d = Daemon(models, "--token-file", token, *options)
     stop_after.append(d)
     return d, {"Authorization": "Bearer t0ken"}
 
@@ -499,29 +499,13 @@ def test_a_change_that_changes_nothing_reloads_nothing(smoke_models, tmp_path, s
     assert d.json("GET", "/healthz")[1]["bundle_id"] == moved["bundle_id"]
 
 
-def _with_learn_setting(source: Path, target: Path, key: str, value) -> None:
-    """``source``'s bundle installed at ``target`` with ``learn.KEY`` set to ``value`` in its config."""
-    import shutil
-
-    from spamclf.model.bundle import BUNDLE_FILES, CONFIG_FILE, write_bundle
-
-    def fill(folder: Path) -> None:
-        for name in BUNDLE_FILES:
-            shutil.copyfile(source / name, folder / name)
-        config = json.loads((source / CONFIG_FILE).read_text())
-        config["learn"][key] = value
-        (folder / CONFIG_FILE).write_text(json.dumps(config))
-
-    write_bundle(target, fill)
-
-
 def test_a_learn_past_the_limit_is_503_saying_it_may_still_be_applied(smoke_models, tmp_path, stop_after):
     import spamclf
     from spamclf.model.online import models_lock
 
     served = tmp_path / "models"
-    _with_learn_setting(smoke_models, served, "serve_timeout", 2.0)
-    d, auth = _learning_daemon(served, tmp_path, stop_after)
+    copy_bundle(smoke_models, served)
+    d, auth = _learning_daemon(served, tmp_path, stop_after, "--learn-timeout", "2")
     status, answer = d.json("POST", "/v1/learn?label=spam", _new_message(0), auth)
     if status == 503:  # the learner's start (TensorFlow) alone can outlast 2 s on a busy machine
         d.wait_for("learn_late", 120)
@@ -540,7 +524,7 @@ def test_a_learn_past_the_limit_is_503_saying_it_may_still_be_applied(smoke_mode
         took = time.monotonic() - start
         conn.close()
         assert status == 503 and 1.9 <= took < 10, (status, answer, took)
-        assert "limit of 2 s (learn.serve_timeout): it may still be applied; sending it again is safe" in answer["error"]
+        assert "limit of 2 s (--learn-timeout): it may still be applied; sending it again is safe" in answer["error"]
         # The client that gives up first says the same of its own timeout.
         proc = subprocess.run(
             [sys.executable, "-m", "spamclf", "learn", "--server", d.url, "--spam", "--token-file", str(token), "--timeout", "1", "-"],
