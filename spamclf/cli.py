@@ -578,10 +578,14 @@ def _predict_on_ray(ctx, models_dir, inputs, fmt, threshold, ham_cutoff, explain
 @click.option("--workers", type=click.IntRange(1), default=ServeOptions.workers, show_default=True, metavar="N", help="Processes that extract and score.")
 @click.option("--queue", type=click.IntRange(0), default=ServeOptions.queue, show_default=True, metavar="N", help="Messages that may wait for a worker; more get 503.")
 @click.option("--timeout", type=click.FloatRange(0.0, min_open=True), default=ServeOptions.timeout, show_default=True, metavar="SECONDS", help="Time limit of a request, its body's upload included.")
+@click.option(
+    "--learn-timeout", type=click.FloatRange(0.0, min_open=True), default=ServeOptions.learn_timeout, show_default=True, metavar="SECONDS",
+    help="How long /v1/learn and /v1/forget wait for their change to be saved; past it 503 (the change may still be applied).",
+)
 @click.option("--max-bytes", type=click.IntRange(1), default=None, metavar="N", help="Largest message taken (default: the bundle's extract.max_bytes); larger ones get 413.")
 @click.option("--token-file", type=click.Path(dir_okay=False), help="File whose first line is the token that /v1/learn and /v1/forget require.")
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), default=ServeOptions.log_format, show_default=True)
-def serve(models_dir, listen, socket_path, socket_mode, workers, queue, timeout, max_bytes, token_file, log_format):
+def serve(models_dir, listen, socket_path, socket_mode, workers, queue, timeout, learn_timeout, max_bytes, token_file, log_format):
     """Run a scoring and learning daemon: HTTP on 127.0.0.1, or on a Unix socket.
 
     POST /v1/score and /v1/filter score one raw message; /v1/learn?label=spam|ham and /v1/forget
@@ -604,7 +608,7 @@ def serve(models_dir, listen, socket_path, socket_mode, workers, queue, timeout,
     run_daemon(
         ServeOptions(
             models_dir, listen=listen, socket=socket_path, socket_mode=mode, workers=workers, queue=queue,
-            timeout=timeout, max_bytes=max_bytes, token_file=token_file, log_format=log_format,
+            timeout=timeout, learn_timeout=learn_timeout, max_bytes=max_bytes, token_file=token_file, log_format=log_format,
         )
     )
 

@@ -114,6 +114,7 @@ _SCHEMA: dict[str, dict[str, Key]] = {
         "first_refit": Key((int,), 64, Range(4, GB)),  # learned messages at the first refit from the store
         "refit_growth": Key((float,), 2.0, Range(1.0, 100.0, open_low=True)),  # refit when the store grew by this factor
         "headroom": Key((float,), 0.2, Range(0.0, 1.0, open_high=True)),  # share of vocabulary rows a refit leaves free
+        # seconds ``spamclf serve`` waits for a /v1/learn or /v1/forget to be saved; then 503 (it may still be)
     },
 }
 

@@ -14,7 +14,7 @@ from ..model.bundle import check_replaceable, save_bundle
 from ..config import load_config
 from ..mail.labelled import count_labelled, require_trainable, stratified_split
 from ..mail.extract import ExtractOptions
-from ..model.features import TfidfFeatures
+from ..model.features import TfidfFeatures, merge_counted
 from ..reports.metrics import classification_metrics, threshold_for_fpr
 from ..model.scorer import forward
 
@@ -87,13 +87,14 @@ def split_for_training(dataset, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def finish_training(
     models_dir: Path, model, features: TfidfFeatures, cfg: dict, dataset, sources, n_fit: int,
-    x_val, y_val: np.ndarray, history: dict, force: bool, engine: dict | None = None,
+    x_val, y_val: np.ndarray, history: dict, force: bool, engine: dict | None = None, counted=None,
 ) -> dict:
     """Threshold on the validation rows, metadata, the bundle written: what both engines do after fitting.
 
-    The bundle's store holds the training examples' term counts where loading counted them with their
-    keys (local training), so ``learn``, ``forget`` and ``relearn`` cover them; otherwise (Ray) it
-    is empty and marked ``partial``: the network was fitted on examples it lacks.
+    ``counted``: the training examples' merged term counts (``merge_counted``), where loading
+    counted them with their keys (local training): the bundle's store holds them, so ``learn``,
+    ``forget`` and ``relearn`` cover them. Otherwise (Ray) the store is empty and marked
+    ``partial``: the network was fitted on examples it lacks.
     """
     from ..model.network import dense_weights
 
@@ -120,7 +121,7 @@ def finish_training(
     if engine is not None:
         metadata["engine"] = engine
     metadata["data"].pop("skipped_messages")  # the full list is returned, not stored in every bundle
-    save_bundle(models_dir, model, layers, features, cfg, metadata, history, force=force, store=_training_store(dataset, n_fit))
+    save_bundle(models_dir, model, layers, features, cfg, metadata, history, force=force, store=_training_store(dataset, n_fit, counted))
     return {
         "models_dir": str(models_dir),
         "threshold": threshold,
@@ -132,16 +133,16 @@ def finish_training(
     }
 
 
-def _training_store(dataset, n_fit: int) -> dict:
+def _training_store(dataset, n_fit: int, counted) -> dict:
     """What ``save_bundle`` writes as the store of a trained bundle (see ``finish_training``)."""
     from ..model.online import Store
 
-    if dataset.term_counts and len(dataset.keys) == len(dataset):
-        store = Store.from_counted(dataset.term_counts, dataset.keys, dataset.labels)
-        store.state.update(trained=True, refit_size=len(store))
-    else:
-        store = Store()
-        store.state.update(trained=True, refit_size=int(n_fit), partial=True)
+    if counted is not None and len(dataset.keys) == len(dataset):
+        arrays = Store.training_arrays(*counted, dataset.keys, dataset.labels, {"trained": True})
+        arrays["state"]["refit_size"] = len(arrays["keys"])
+        return arrays
+    store = Store()
+    store.state.update(trained=True, refit_size=int(n_fit), partial=True)
     return store.arrays()
 
 
@@ -152,11 +153,13 @@ def train_dataset(
     fit_idx, val_idx = split_for_training(dataset, cfg)
     labels = dataset.y
     features = TfidfFeatures.from_config(cfg)
-    x = features.fit_counted(dataset.term_counts) if dataset.term_counts else features.fit_transform(dataset.texts)
+    counted = merge_counted(dataset.term_counts, features.settings()) if dataset.term_counts else None
+    x = features.fit_counts(*counted) if counted else features.fit_transform(dataset.texts)
 
     from ..model.network import fit
 
     model, history = fit(x[fit_idx], labels[fit_idx], x[val_idx], labels[val_idx], cfg, progress=progress)
     return finish_training(
-        Path(models_dir), model, features, cfg, dataset, sources, len(fit_idx), x[val_idx], labels[val_idx], history, force
+        Path(models_dir), model, features, cfg, dataset, sources, len(fit_idx), x[val_idx], labels[val_idx], history, force,
+        counted=counted,
     )

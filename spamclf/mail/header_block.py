@@ -11,6 +11,7 @@ a reader that takes CR for a line break (Python's ``email``) must not see a forg
 
 from __future__ import annotations
 
+import functools
 import re
 
 DEFAULT_PREFIX = "X-Spam"
@@ -53,6 +54,7 @@ def rename_forged(header: bytes, prefix: str) -> bytes:
     return forged.sub(lambda _: renamed, header)
 
 
+@functools.lru_cache(maxsize=8)
 def _own_field(prefix: str) -> re.Pattern:
     """A header line that is one of ours (``prefix-...:``) or the forged one renamed (``X-Forged-...:``)."""
     forged = FORGED_PREFIX + (prefix[2:] if prefix[:2].lower() == "x-" else prefix)
@@ -68,6 +70,8 @@ def strip_own_headers(raw: bytes, prefix: str = DEFAULT_PREFIX) -> bytes:
     """
     cut = header_end(raw)
     own = _own_field(prefix)
+    if own.search(raw, 0, cut) is None:  # none anywhere in the block, so none where a line starts
+        return raw
     kept, dropping = [], False
     for line in raw[:cut].splitlines(keepends=True):
         if dropping and line[:1] in (b" ", b"\t"):
@@ -83,10 +87,13 @@ _MESSAGE_ID = re.compile(rb"message-id[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECA
 
 def message_key(raw: bytes, prefix: str = DEFAULT_PREFIX) -> str:
     """A message's identity for learning: its Message-ID with the SHA-256 of its body, or, without a
-    Message-ID, the SHA-256 of the whole message; our own header fields removed and line endings read
-    as LF first. 32 hex digits."""
+    Message-ID, the SHA-256 of the whole message; an mbox envelope line (``From ...``) and our own
+    header fields removed and line endings read as LF first. 32 hex digits."""
     import hashlib
 
+    if raw.startswith(b"From "):  # the envelope an mbox adds: a message learns the same from any mailbox
+        newline = raw.find(b"\n")
+        raw = raw[newline + 1 :] if newline >= 0 else b""
     raw = strip_own_headers(raw, prefix).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     cut = header_end(raw)
     header, body = raw[:cut], raw[cut:]

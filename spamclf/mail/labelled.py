@@ -42,7 +42,7 @@ class LabelledData:
     truncated: int = 0
     term_counts: list = field(default_factory=list)  # CountedTerms batch by batch (``count_labelled``)
     rows: list = field(default_factory=list)  # TF-IDF rows (CSR) batch by batch (evaluation)
-    keys: list[str] = field(default_factory=list)  # each message's ``item_key``, for the bundle's store (``add``)
+    keys: list[str] = field(default_factory=list)  # each message's ``learning_key``, for the bundle's store (``count_labelled``)
 
     def row_matrix(self):
         """The TF-IDF rows made while loading, one per message."""
@@ -59,7 +59,6 @@ class LabelledData:
         """Append each kept ``(item, digest)`` of ``batch``: its path, label and digest."""
         for item, digest in batch:
             self.add_message(item.path, item.label, digest)
-            self.keys.append(item_key(item))
 
     def add_message(self, path: str, label: int, digest: str) -> None:
         self.paths.append(path)
@@ -154,16 +153,18 @@ def count_labelled(
     started=None,
     worker_nice: int = 0,
 ) -> LabelledData:
-    """``load_labelled`` for training: the workers extract each batch and count its terms with the
-    unfitted ``features`` (``term_counts``, one per batch), and the texts stay in the workers.
+    """``load_labelled`` for training: the workers extract each batch, count its terms with the
+    unfitted ``features`` (``term_counts``, one per batch) and key each message (``keys``, for the
+    bundle's store), and the texts stay in the workers.
 
     ``worker_nice``: added to the workers' niceness (Unix), to give what ``started`` began the CPU first.
     """
     data = LabelledData()
     batches = labelled_batches(read_labelled(sources, options, data, progress), batch_size)
-    for batch, counted in in_order(batches, count_terms, options, features, jobs=jobs, started=started, nice=worker_nice):
+    for batch, (counted, keys) in in_order(batches, count_and_key, options, features, jobs=jobs, started=started, nice=worker_nice):
         data.add(batch)
         data.term_counts.append(counted)
+        data.keys.extend(keys)
     return data
 
 
@@ -192,7 +193,7 @@ def labelled_batches(kept: Iterator[tuple[Item, str]], batch_size: int) -> Itera
     """``(batch, messages)`` for the worker pool: each batch of ``(item, digest)`` with its messages
     (an already extracted text, or the raw bytes)."""
     for batch in iter(lambda: list(islice(kept, batch_size)), []):
-        yield batch, [item.text if item.text is not None else item.raw for item, _ in batch]
+        yield batch, [item.message for item, _ in batch]
 
 
 def item_digest(item: Item) -> str:
@@ -202,17 +203,23 @@ def item_digest(item: Item) -> str:
     return message_digest(item.raw)
 
 
-def item_key(item: Item) -> str:
+def learning_key(message: bytes | str) -> str:
     """A message's identity for learning (the store's key): ``message_key`` of its bytes, or for an
     already extracted text (a preprocessed file's row) the SHA-256 of that text."""
-    if item.raw is not None:
-        return message_key(item.raw)
-    return "text " + hashlib.sha256(item.text.encode("utf-8", "surrogateescape")).hexdigest()
+    if isinstance(message, bytes):
+        return message_key(message)
+    return "text " + hashlib.sha256(message.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def count_terms(messages: list, options: ExtractOptions, features):
-    """The term counts of a batch, its whitespace left untidied, which no token holds (run in the workers)."""
-    return features.count_terms(extract_texts(messages, options, tidy=False))
+def item_key(item: Item) -> str:
+    """``learning_key`` of what was read."""
+    return learning_key(item.message)
+
+
+def count_and_key(messages: list, options: ExtractOptions, features):
+    """The term counts of a batch (its whitespace left untidied, which no token holds) and each
+    message's ``learning_key``: run in the workers, off the process that imports TensorFlow meanwhile."""
+    return features.count_terms(extract_texts(messages, options, tidy=False)), [learning_key(m) for m in messages]
 
 
 def require_messages(data: LabelledData, what: str) -> None:

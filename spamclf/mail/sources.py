@@ -86,6 +86,11 @@ class Item:
     sha256: str | None = None
     truncated: bool = False  # bytes past ``max_bytes`` were dropped
 
+    @property
+    def message(self) -> bytes | str | None:
+        """What extraction takes: the text when it is already extracted, else the raw bytes."""
+        return self.text if self.text is not None else self.raw
+
 
 @dataclass
 class SkipLog:

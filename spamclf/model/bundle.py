@@ -159,18 +159,23 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _sha256_all(blobs: dict[str, bytes]) -> dict[str, str]:
-    """SHA-256 of each of ``blobs``, two at a time: hashlib lets go of the interpreter lock, so the
-    bundle's two large weight files hash side by side."""
+def _two_at_a_time(digest, names) -> dict[str, str]:
+    """``digest(name)`` of each of ``names``, two at a time: hashlib lets go of the interpreter lock,
+    so the bundle's two large weight files hash side by side."""
     from concurrent.futures import ThreadPoolExecutor
 
-    names = list(blobs)
+    names = list(names)
     with ThreadPoolExecutor(2, thread_name_prefix="spamclf-sha256") as pool:
-        return dict(zip(names, pool.map(lambda name: hashlib.sha256(blobs[name]).hexdigest(), names)))
+        return dict(zip(names, pool.map(digest, names)))
+
+
+def _sha256_all(blobs: dict[str, bytes]) -> dict[str, str]:
+    return _two_at_a_time(lambda name: hashlib.sha256(blobs[name]).hexdigest(), blobs)
 
 
 def _sha256_files(folder: Path, names) -> dict[str, str]:
-    return _sha256_all({name: (Path(folder) / name).read_bytes() for name in names})
+    """Each file hashed as it is read, a block at a time: no copy of a whole weights file in memory."""
+    return _two_at_a_time(lambda name: sha256_file(Path(folder) / name), names)
 
 
 def _bundle_id(manifest: dict) -> str:
@@ -823,8 +828,6 @@ def _check(read: _Read, verify_hashes: bool = True, work_folder: bool = False) -
         weight_facts = check_npz_bytes(data[WEIGHTS_FILE], WEIGHTS_FILE, lambda key: bool(_WEIGHT_NAME.fullmatch(key)))
         widths = _weights_widths(weight_facts)
         idf_facts = check_npz_bytes(data[IDF_FILE], IDF_FILE, lambda key: key == "idf")
-        if STORE_FILE in manifest["files"]:
-            _check_store_shapes(data)
     except UnsafeFile as exc:
         raise BundleError(f"{folder}: {exc}") from None
     n_features = _check_shapes(folder, config, keras_facts, widths, idf_facts)
@@ -849,23 +852,29 @@ def _check(read: _Read, verify_hashes: bool = True, work_folder: bool = False) -
     )
 
 
-def _check_store_shapes(data: dict[str, bytes]) -> None:
-    """store.npz holds the four arrays of STORE_ARRAYS, one-dimensional, of their kinds, and as many labels
-    as store.json has keys; store.json holds terms and keys. Their contents are checked where they are
-    read (``online.Store.from_bundle``): only learning reads them."""
-    facts = check_npz_bytes(data[STORE_FILE], STORE_FILE, lambda key: key in STORE_ARRAYS, kinds="fi")
-    if set(facts) != set(STORE_ARRAYS):
-        raise UnsafeFile(f"{STORE_FILE} does not hold the arrays {', '.join(STORE_ARRAYS)}")
-    for key, kind in STORE_ARRAYS.items():
-        if facts[key].dtype.kind != kind or len(facts[key].shape) != 1:
-            raise UnsafeFile(f"{STORE_FILE}: array {key!r} is not a vector of kind {kind!r}")
-    doc = check_json_bytes(data[STORE_INDEX_FILE], STORE_INDEX_FILE)
-    if not isinstance(doc.get("terms"), list) or not isinstance(doc.get("keys"), list) or not isinstance(doc.get("state", {}), dict):
-        raise UnsafeFile(f"{STORE_INDEX_FILE} does not hold the store's terms and keys")
-    if len(doc["keys"]) != facts["labels"].shape[0] or facts["indptr"].shape[0] != facts["labels"].shape[0] + 1:
-        raise UnsafeFile(f"{STORE_FILE} and {STORE_INDEX_FILE} do not describe the same examples")
-    if facts["indices"].shape != facts["counts"].shape:
-        raise UnsafeFile(f"{STORE_FILE}: indices and counts differ in length")
+def read_store(store_bytes: dict[str, bytes], folder) -> dict:
+    """The store a checked bundle holds, as ``write_store`` wrote it: store.npz's four arrays (of
+    STORE_ARRAYS, one-dimensional, of their kinds; read-only views of the bytes) with store.json's
+    ``terms``, ``keys`` and ``state``, as many keys as labels; BundleError names a problem. Read
+    only when learning (``online.Store.from_bundle``, which checks the contents): scoring never
+    parses the store, so its problems do not stop a bundle from classifying."""
+    try:
+        facts = check_npz_bytes(store_bytes[STORE_FILE], STORE_FILE, lambda key: key in STORE_ARRAYS, kinds="fi")
+        if set(facts) != set(STORE_ARRAYS):
+            raise UnsafeFile(f"{STORE_FILE} does not hold the arrays {', '.join(STORE_ARRAYS)}")
+        for key, kind in STORE_ARRAYS.items():
+            if facts[key].dtype.kind != kind or len(facts[key].shape) != 1:
+                raise UnsafeFile(f"{STORE_FILE}: array {key!r} is not a vector of kind {kind!r}")
+        doc = check_json_bytes(store_bytes[STORE_INDEX_FILE], STORE_INDEX_FILE)
+        if not isinstance(doc.get("terms"), list) or not isinstance(doc.get("keys"), list) or not isinstance(doc.get("state", {}), dict):
+            raise UnsafeFile(f"{STORE_INDEX_FILE} does not hold the store's terms and keys")
+        if len(doc["keys"]) != facts["labels"].shape[0] or facts["indptr"].shape[0] != facts["labels"].shape[0] + 1:
+            raise UnsafeFile(f"{STORE_FILE} and {STORE_INDEX_FILE} do not describe the same examples")
+        if facts["indices"].shape != facts["counts"].shape:
+            raise UnsafeFile(f"{STORE_FILE}: indices and counts differ in length")
+    except UnsafeFile as exc:
+        raise BundleError(f"{folder}: {exc}") from None
+    return {**npz_arrays(store_bytes[STORE_FILE], facts), "terms": doc["terms"], "keys": doc["keys"], "state": doc.get("state", {})}
 
 
 def check_bundle(folder: str | Path, verify_hashes: bool = True) -> Checked:

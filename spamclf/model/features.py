@@ -191,8 +191,11 @@ def _count_rows(texts: Iterable[str], analyzer, index: dict[str, int], grow: boo
     return out
 
 
-def merge_counted(parts: Sequence[CountedTerms]) -> tuple[dict[str, int], sp.csr_matrix]:
-    """The counts of ``parts`` (batches in order) as one CSR matrix over every term, numbered in order of first appearance."""
+def merge_counted(parts: Sequence[CountedTerms], settings: dict | None = None) -> tuple[dict[str, int], sp.csr_matrix]:
+    """The counts of ``parts`` (batches in order) as one CSR matrix over every term, numbered in order of
+    first appearance. ``settings``: the feature settings the parts must have been counted with (ValueError)."""
+    if settings is not None and any(part.settings != settings for part in parts):
+        raise ValueError("the term counts were made with other feature settings")
     # every term's column in order of first appearance, looked up without a Python loop per term
     terms = dict(zip(dict.fromkeys(chain.from_iterable(part.terms for part in parts)), count()))
     matrices = []
@@ -309,9 +312,7 @@ class TfidfFeatures:
     def fit_counted(self, parts: Sequence[CountedTerms]) -> sp.csr_matrix:
         """``fit_transform`` of the texts whose counts ``parts`` hold, in order: the same vocabulary,
         IDF and rows as ``fit_transform`` on those texts."""
-        if any(part.settings != self.settings() for part in parts):
-            raise ValueError("the term counts were made with other feature settings")
-        return self.fit_counts(*merge_counted(parts))
+        return self.fit_counts(*merge_counted(parts, self.settings()))
 
     def fit_counts(self, terms: dict[str, int], counts: sp.csr_matrix) -> sp.csr_matrix:
         """Fit on term counts (a row per text; ``terms`` maps a term to its column); return the TF-IDF rows."""

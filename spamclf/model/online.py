@@ -32,7 +32,6 @@ only when the network changes (``online_fitting``): scoring stays NumPy.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 from contextlib import contextmanager
@@ -43,7 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import BundleError, ConfigError, DataError, OutputError, UsageError
-from .features import TfidfFeatures, df_bounds, merge_counted, select_vocabulary
+from .features import TfidfFeatures, df_bounds, select_vocabulary
 
 LOCK_SUFFIX = ".lock"
 
@@ -188,26 +187,28 @@ class Store:
         store.state = dict(state or {})
         return store
 
-    @classmethod
-    def from_counted(cls, parts: Sequence, keys: Sequence[str], labels, state: dict | None = None) -> "Store":
-        """The store of training's examples, from the term counts ``count_labelled`` made batch by batch
-        (``features.CountedTerms``): one example per key, the first where two messages share one."""
-        terms, x = merge_counted(parts)
+    @staticmethod
+    def training_arrays(terms: Sequence[str], counts: sp.csr_matrix, keys: Sequence[str], labels, state: dict) -> dict:
+        """``arrays()`` of the store of training's examples, straight from their term counts (a row per
+        message, over ``terms``): one example per key, the first where two messages share one."""
         first = sorted({key: i for i, key in reversed(list(enumerate(keys)))}.values())
-        return cls.from_parts(list(terms), [keys[i] for i in first], np.asarray(labels)[first], x[first], state)
+        x = sp.csr_matrix(counts[first], dtype=np.float32)
+        x.sort_indices()
+        return {
+            "labels": np.asarray(labels, np.int8)[first], "indptr": x.indptr.astype(np.int64), "indices": x.indices.astype(np.int32),
+            "counts": x.data, "terms": list(terms), "keys": [keys[i] for i in first], "state": dict(state),
+        }
 
     @classmethod
     def from_bundle(cls, store_bytes: dict[str, bytes], folder) -> "Store":
         """The store a bundle holds (format 1: an empty one), its contents checked: BundleError names a problem."""
-        from .bundle import STORE_FILE, STORE_INDEX_FILE, _TERMS
-        from .bundle_checks import check_npz_bytes, npz_arrays
+        from .bundle import STORE_FILE, _TERMS, read_store
 
         if not store_bytes:
             return cls()
-        doc = json.loads(store_bytes[STORE_INDEX_FILE].decode("utf-8"))
-        arrays = npz_arrays(store_bytes[STORE_FILE], check_npz_bytes(store_bytes[STORE_FILE], STORE_FILE, kinds="fi"))
+        doc = read_store(store_bytes, folder)
         terms, keys = doc["terms"], doc["keys"]
-        labels, indptr, indices, counts = (arrays[k] for k in ("labels", "indptr", "indices", "counts"))
+        labels, indptr, indices, counts = (doc[k] for k in ("labels", "indptr", "indices", "counts"))
         joined = "\n".join(terms) + "\n" if all(isinstance(t, str) for t in terms) else ""
         problems = [
             (not all(isinstance(k, str) for k in keys) or len(set(keys)) != len(keys), "its keys are not distinct strings"),
@@ -223,7 +224,7 @@ class Store:
             if bad:
                 raise BundleError(f"{folder}/{STORE_FILE}: {why}")
         x = sp.csr_matrix((counts.astype(np.float32), indices.astype(np.int32), indptr.astype(np.int64)), shape=(len(labels), max(len(terms), 1)))
-        return cls.from_parts(terms, keys, labels, x, doc.get("state", {}))
+        return cls.from_parts(terms, keys, labels, x, doc["state"])
 
 
 # --- the lock ------------------------------------------------------------------------------------

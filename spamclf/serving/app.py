@@ -45,6 +45,7 @@ class Refused(Exception):
 class Settings:
     max_bytes: int  # the largest body taken (413 above)
     timeout: float  # seconds a request may take, reading its body and scoring it
+    learn_timeout: float  # seconds a learn or forget waits for its change to be saved
     poll: float  # seconds between looks at the models directory
     token: str | None  # the bearer token for /v1/learn and /v1/forget
     socket_is_credential: bool  # on a Unix socket without a token, its file permissions guard learning
@@ -179,21 +180,43 @@ def create_app(engine: scoring.Engine, settings: Settings, log) -> Starlette:
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), settings.token.encode()):
             raise Refused(401, "learning needs the daemon's token: Authorization: Bearer <token>", "auth", {"WWW-Authenticate": "Bearer"})
 
+    def finished_late(what: str, task: asyncio.Task) -> None:
+        """A change whose client was answered 503 before it was done: say in the log how it ended
+        (the poller picks up a bundle it saved)."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            log("info", f"{what}_late", f"{what} saved after its client was answered: bundle {task.result()['bundle_id']}", bundle_id=task.result()["bundle_id"])
+        else:
+            log("warning", f"{what}_late", f"{what} whose client was answered failed, nothing saved: {one_line(exc)}")
+
     async def change(request: Request, deadline: float, what: str, label: str | None) -> Response:
         raw = await read_message(request, deadline)
+        limit = settings.learn_timeout
         try:
-            result = await settings.learner.run(what, raw, label)
+            task = settings.learner.submit(what, raw, label)
         except scoring.Busy as exc:
             raise Refused(503, str(exc), "busy", {"Retry-After": "1"}) from None
+        try:
+            async with asyncio.timeout(limit):
+                result = await asyncio.shield(task)  # the change goes on when its client is answered
+        except TimeoutError:
+            task.add_done_callback(lambda done: finished_late(what, done))
+            raise Refused(
+                503, f"the {what} was not saved within this daemon's limit of {limit:g} s (--learn-timeout): "
+                f"it may still be applied; sending it again is safe", "timeout",
+            ) from None
         except (DataError, UsageError) as exc:  # the message cannot be learned
             raise Refused(400, f"cannot {what} this message: {one_line(exc)}", what) from None
         except BundleError as exc:  # another writer holds the models directory, or replaced it meanwhile
             raise Refused(409, f"cannot {what} now: {one_line(exc)}", what) from None
         except Exception as exc:  # noqa: BLE001 -- anything else (a full disk): one line, nothing saved
             raise Refused(500, f"cannot {what}: {one_line(exc)}", what) from None
-        await reload()  # answer once new requests are scored by the bundle that holds the change
-        log("info", what, f"{what} {label or ''} -> bundle {result.get('bundle_id')}".replace("  ", " "), bundle_id=result.get("bundle_id"))
-        return JSONResponse(result, headers={BUNDLE_HEADER: str(result.get("bundle_id"))})
+        if result["bundle_id"] != engine.current.bundle_id:
+            await reload()  # answer once new requests are scored by the bundle that holds the change
+        log("info", what, f"{what} {label or ''} -> bundle {result['bundle_id']}".replace("  ", " "), bundle_id=result["bundle_id"])
+        return JSONResponse(result, headers={BUNDLE_HEADER: result["bundle_id"]})
 
     @endpoint("learn")
     async def learn(request: Request, deadline: float) -> Response:

@@ -35,11 +35,13 @@ _REFUSALS = {400, 401, 403, 404, 405, 413, 415, 422}
 
 class ServerError(Exception):
     """The daemon could not be used; ``str()`` is one line saying why. ``status`` is the HTTP status of
-    an error answer (None when there was none)."""
+    an error answer (None when there was none); ``unanswered``: the request may have reached the daemon,
+    which gave no whole answer (a timeout, a cut connection), so it may have been carried out."""
 
-    def __init__(self, text: str, status: int | None = None):
+    def __init__(self, text: str, status: int | None = None, unanswered: bool = False):
         super().__init__(text)
         self.status = status
+        self.unanswered = unanswered
 
 
 # ---------------------------------------------------------------------------- URLs and connections
@@ -141,15 +143,15 @@ def exchange(url: str, path: str, body: bytes, timeout: float = DEFAULT_TIMEOUT,
             finally:
                 conn.close()
     except TimeoutError:
-        raise ServerError(f"no answer from the daemon at {url} within {timeout:g} s") from None
+        raise ServerError(f"no answer from the daemon at {url} within {timeout:g} s", unanswered=True) from None
     except ConnectionRefusedError:
         raise ServerError(f"nothing listening at {url}: is spamclf serve running?") from None
     except FileNotFoundError:
         raise ServerError(f"no socket at {url}: is spamclf serve running?") from None
     except OSError as exc:
-        raise ServerError(f"cannot talk to the daemon at {url}: {exc.strerror or exc}") from None
+        raise ServerError(f"cannot talk to the daemon at {url}: {exc.strerror or exc}", unanswered=True) from None
     except http.client.HTTPException as exc:
-        raise ServerError(f"a broken answer from the daemon at {url}: {exc.__class__.__name__} {exc}".strip()) from None
+        raise ServerError(f"a broken answer from the daemon at {url}: {exc.__class__.__name__} {exc}".strip(), unanswered=True) from None
     if answer.status != 200:
         raise ServerError(f"the daemon at {url} answered {answer.status}: {_error_text(answer, data)}", answer.status)
     return answer.headers, data
@@ -220,7 +222,8 @@ def filter_stream(url: str, stdin, stdout, timeout: float = DEFAULT_TIMEOUT, exi
 
 
 def read_token(token_file: str) -> str:
-    """The bearer token in ``token_file`` (its first line, stripped). Raises ServerError."""
+    """The bearer token in ``token_file`` (its first line, stripped). Raises ServerError.
+    The daemon reads its own ``--token-file`` with this too (``server.read_token``)."""
     try:
         with open(token_file, encoding="utf-8") as f:
             token = f.readline().strip()
@@ -240,7 +243,9 @@ def learn_stream(
     Returns ``(exit status, error or None)``, never raises: 0 learned; 1 a refusal (a bad token,
     a message the daemon rejects: ``_REFUSALS``) or an unusable token file; 3 no message (stdin
     closed or unreadable) or no daemon to take it now (nothing listening, a timeout, 408, 409, 5xx).
-    A learn that timed out may still have been done: learning again is safe (it is idempotent).
+    A learn without a whole answer (a timeout, a cut connection) may still have been done, and its
+    error says so; the daemon's own 503 past its ``--learn-timeout`` says so too. Learning again is
+    safe (it is idempotent).
     """
     raw, error = read_message(stdin, "learn")
     if error:
@@ -253,6 +258,8 @@ def learn_stream(
     try:
         _, body = exchange(url, path, raw, timeout, headers)
     except ServerError as exc:
+        if exc.unanswered:  # never an error for a change that may have been saved without saying so
+            return LEARN_UNREACHABLE, f"{exc}; the {'learn' if label else 'forget'} may still have been done: sending it again is safe"
         return (LEARN_REFUSED if exc.status in _REFUSALS else LEARN_UNREACHABLE), str(exc)
     if stdout is not None:
         try:

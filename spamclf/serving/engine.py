@@ -128,6 +128,16 @@ def bundle_stamp(models_dir: Path) -> tuple:
     return tuple(stamp)
 
 
+def load_for_scoring(models_dir: Path) -> Classifier:
+    """The bundle at ``models_dir``, verified as every load is (the store's files hashed too), less the
+    learning store's bytes (up to 1 GiB): scoring never reads them, and the daemon and
+    every worker forked from it would hold them for as long as the bundle is served. Never learn with it:
+    it would take the bundle for one that kept no examples."""
+    bundle = load_bundle(models_dir)
+    bundle.store_bytes = {}
+    return Classifier(bundle)
+
+
 @dataclass
 class Generation:
     clf: Classifier
@@ -151,7 +161,7 @@ class Engine:
         self.stamp = bundle_stamp(self.models_dir)
         self.refused_stamp = None
         self.reloads = {"ok": 0, "refused": 0}
-        self.current = self._start(Classifier(load_bundle(self.models_dir)))
+        self.current = self._start(load_for_scoring(self.models_dir))
 
     @property
     def pending(self) -> int:
@@ -175,13 +185,14 @@ class Engine:
             self._pending += 1
         gen = self.current
         try:
-            future = gen.pool.submit(fn, *args)
-        except BrokenExecutor:
-            self._done(None)
-            gen = self._respawn(gen)
-            with self._lock:
-                self._pending += 1
-            future = gen.pool.submit(fn, *args)
+            try:
+                future = gen.pool.submit(fn, *args)
+            except BrokenExecutor:  # a worker died while idle: a fresh pool takes the message
+                gen = self.broken(gen)
+                future = gen.pool.submit(fn, *args)
+        except BaseException:
+            self._done(None)  # not in flight after all
+            raise
         future.add_done_callback(self._done)
         return gen, future
 
@@ -189,17 +200,14 @@ class Engine:
         with self._lock:
             self._pending -= 1
 
-    def _respawn(self, gen: Generation) -> Generation:
-        """A worker died (killed, out of memory): a fresh pool for the same bundle."""
+    def broken(self, gen: Generation) -> Generation:
+        """``gen``'s pool broke (a worker killed, out of memory): a fresh pool for the same bundle, if
+        ``gen`` is still the current generation. Returns the current one."""
         if self.current is gen:
             self.log("error", "worker_died", f"a scoring worker died; starting {self.workers} new ones")
             self.current = self._start(gen.clf)
             gen.pool.shutdown(wait=False, cancel_futures=True)
         return self.current
-
-    def broken(self, gen: Generation) -> None:
-        """``gen``'s pool broke while it ran a request: replace it if it is still the current one."""
-        self._respawn(gen)
 
     async def poll(self) -> None:
         """Reload when the bundle's files changed since the last look (called every few seconds)."""
@@ -212,7 +220,7 @@ class Engine:
         """Load, verify and switch to the bundle now on disk; keep the current one if it does not verify."""
         stamp = stamp or bundle_stamp(self.models_dir)
         try:
-            clf = Classifier(await asyncio.to_thread(load_bundle, self.models_dir))
+            clf = await asyncio.to_thread(load_for_scoring, self.models_dir)
         except Exception as exc:  # noqa: BLE001 -- any bundle that does not load is refused, the old one kept
             self.refused_stamp = stamp
             self.reloads["refused"] += 1

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SpamclfError
+from .client import ServerError, read_token as read_token_file
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7830  # spamd's 783, and a 0
@@ -36,6 +37,7 @@ class ServeOptions:
     workers: int = 1  # scoring processes
     queue: int = 64  # messages waiting for a worker at most; 503 past it
     timeout: float = 5.0  # seconds a request may take: reading its body and scoring it
+    learn_timeout: float = 20.0  # seconds /v1/learn and /v1/forget wait for their change to be saved; 503 past it
     max_bytes: int | None = None  # the largest body; None: the bundle's extract.max_bytes
     token_file: str | None = None
     log_format: str = "text"
@@ -122,16 +124,16 @@ def header_deadline_protocol(seconds: float):
 
 
 def read_token(path: str, log: Log) -> str:
-    """The token in ``path``: its first line, stripped."""
+    """The token in ``path`` (read as the client reads it), with a warning when others may read the file."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            token = fh.readline().strip()
-        mode = os.stat(path).st_mode
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpamclfError(f"cannot read the token file {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    if not token:
-        raise SpamclfError(f"the token file {path} is empty")
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        token = read_token_file(path)
+    except ServerError as exc:
+        raise SpamclfError(str(exc)) from None
+    try:
+        open_to_others = os.stat(path).st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+    except OSError:  # gone since it was read: the token is read, nothing to warn about
+        open_to_others = 0
+    if open_to_others:
         log("warning", "token_file", f"the token file {path} can be read by others than its owner: chmod 600 it")
     return token
 
@@ -216,8 +218,8 @@ def serve(options: ServeOptions) -> None:
         engine.close()
         raise
     max_bytes = options.max_bytes or engine.current.clf.options.max_bytes
-    learner = Learner(options.models_dir, LOCK_TIMEOUT, options.queue)
-    settings = Settings(max_bytes, options.timeout, options.poll, token, bool(options.socket), learner)
+    learner = Learner(options.models_dir, LOCK_TIMEOUT, options.queue, log)
+    settings = Settings(max_bytes, options.timeout, options.learn_timeout, options.poll, token, bool(options.socket), learner)
     _route_uvicorn_logs(log)
     config = uvicorn.Config(
         create_app(engine, settings, log),

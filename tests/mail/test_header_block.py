@@ -58,3 +58,10 @@ def test_without_message_id_the_whole_message_counts():
     assert message_key(a) == message_key(b"Subject: one\nX-Spam-Flag: YES\n\nbody\n")
     assert message_key(b"X-Message-ID: <1@x>\n\nbody") != message_key(b"X-Message-ID: <2@x>\n\nbody")
     assert len(message_key(b"")) == 32
+
+
+def test_an_mbox_envelope_line_is_not_part_of_the_identity():
+    raw = b"Message-ID: <1@x>\nSubject: one\n\nbody\n"
+    assert message_key(b"From someone@example.com Sat Jan  1 00:00:00 2000\n" + raw) == message_key(raw)
+    plain = b"Subject: one\n\nbody\n"
+    assert message_key(b"From someone@example.com Sat Jan  1 00:00:00 2000\r\n" + plain.replace(b"\n", b"\r\n")) == message_key(plain)

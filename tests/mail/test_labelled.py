@@ -6,7 +6,8 @@ import json
 import mailbox
 
 
-from spamclf.mail.labelled import load_labelled, message_digest
+from spamclf.mail.labelled import LabelledData, count_labelled, item_key, load_labelled, message_digest, read_labelled
+from spamclf.model.features import TfidfFeatures
 from spamclf.mail.extract import ExtractOptions
 from spamclf.commands.preprocess import preprocess
 from spamclf.mail.sources import LabelledSource
@@ -16,6 +17,18 @@ def test_digest_ignores_the_envelope_line():
     body = b"Subject: x\n\nsame"
     assert message_digest(b"From a@b Mon Jan  1 00:00:00 2001\n" + body) == message_digest(b"From c@d Tue Feb  2 00:00:00 2002\n" + body)
     assert message_digest(body) != message_digest(body + b"!")
+
+
+def test_training_keys_every_message_as_learn_does_whether_or_not_workers_run(tmp_path, sample):
+    box = mailbox.mbox(str(tmp_path / "spam.mbox"))
+    for path in sorted((sample / "spam").iterdir())[:20]:
+        box.add(path.read_bytes())
+    box.flush()
+    sources = [LabelledSource(str(sample / "ham"), 0), LabelledSource(str(tmp_path / "spam.mbox"), 1)]
+    expected = [item_key(item) for item, _ in read_labelled(sources, ExtractOptions(), LabelledData(), progress=False)]
+    for jobs in (1, 2):
+        data = count_labelled(sources, ExtractOptions(), TfidfFeatures(), progress=False, jobs=jobs, batch_size=16)
+        assert data.keys == expected and len(set(data.keys)) == len(data) > 100
 
 
 def test_duplicates_across_formats_are_dropped_and_reported(tmp_path, sample):

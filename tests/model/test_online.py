@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,9 @@ import pytest
 import spamclf
 from conftest import make_format_1
 from spamclf.commands.filter import add_headers
+from spamclf.mail.extract import extract
 from spamclf.mail.header_block import header_end
+from spamclf.mail.labelled import learning_key
 from spamclf.errors import BundleError, DataError, UsageError
 from spamclf.model.bundle import MANIFEST_FILE, STORE_FILE, STORE_INDEX_FILE, _bundle_id, load_bundle
 
@@ -256,8 +259,13 @@ def test_a_store_with_a_consistent_manifest_but_bad_contents_is_refused(learned,
     doc = json.loads((folder / STORE_INDEX_FILE).read_text())
     doc["keys"] = doc["keys"][1:]
     rewrite(folder, STORE_INDEX_FILE, json.dumps(doc).encode())
+    clf = spamclf.load(folder)
     with pytest.raises(BundleError, match="do not describe the same examples"):
-        spamclf.load(folder)
+        clf.learn([b"Subject: x\n\nhello"], "ham")
+    rewrite(folder, STORE_INDEX_FILE, b"not JSON")
+    assert spamclf.load(folder).score_messages([b"Subject: x\n\nhello"]).shape == (1,)  # scoring never parses it
+    with pytest.raises(BundleError, match="store.json is not JSON"):
+        spamclf.relearn(folder)
 
 
 def test_learning_into_a_format_1_bundle_keeps_its_network_and_starts_a_store(smoke_models, sample, tmp_path):
@@ -323,6 +331,11 @@ def test_train_keeps_its_examples_so_learn_forget_and_relearn_cover_them(smoke_m
     clf = spamclf.load(folder)
     spam = str(sorted((sample / "spam").iterdir())[0])
     assert clf.learn([spam], "spam")["unchanged"] == 1  # training learned it already
+    store, learner = clf._learner.store, clf._learner
+    for path in sorted((sample / "ham").iterdir())[:5] + [Path(spam)]:  # each kept as learn counts it
+        raw = path.read_bytes()
+        ids, counts = store.rows[store.where[learning_key(raw)]]
+        assert {store.terms[i]: c for i, c in zip(ids, counts)} == Counter(learner.tokens(extract(raw, clf.options, tidy=False)))
     assert clf.forget([spam]) == {"forgotten": 1, "unknown": 0, "errors": []}  # and the network is refitted without it
     assert len(clf._learner.store) == trained - 1 and clf._learner.store.state["refits"] == 1
 

@@ -433,6 +433,19 @@ def test_learn_exit_statuses(canned, tmp_path):
     one_error_line(proc.stderr, "stdin is closed")
 
 
+def test_a_learn_left_without_an_answer_says_it_may_have_been_done(silent_server, canned):
+    # The daemon had the message and gave no answer: it may have saved the change, and the error says so.
+    for label in ("--spam", "--forget"):
+        proc = spamclf("learn", "--server", silent_server, label, "--timeout", "0.5", "-")
+        assert proc.returncode == 3 and proc.stdout == b""
+        one_error_line(proc.stderr, f"within 0.5 s; the {'learn' if label == '--spam' else 'forget'} may still have been done: sending it again is safe")
+    # Nothing listening, or the daemon's own answer: it says what happened, nothing is added.
+    busy, _ = canned(error(503, "busy: 2 changes to the model waiting; try again"))
+    for url in (f"http://127.0.0.1:{free_port()}", busy):
+        proc = spamclf("learn", "--server", url, "--spam", "-")
+        assert proc.returncode == 3 and b"may still" not in proc.stderr
+
+
 def test_the_click_learn_option_behaves_as_the_fast_start(canned, tmp_path):
     token = tmp_path / "token"
     token.write_text("s3cret")

@@ -334,6 +334,7 @@ def test_a_dead_worker_is_replaced(smoke_models, stop_after):
     assert statuses[-1] == 200 and set(statuses) <= {200, 500}
     assert d.wait_for("worker_died")
     assert worker not in [int(p) for p in Path(f"/proc/{d.pid}/task/{d.pid}/children").read_text().split()]
+    assert d.json("GET", "/healthz")[1]["in_flight"] == 0  # the messages the dead worker had count no more
 
 
 # --- shutdown -------------------------------------------------------------------------------------
@@ -427,6 +428,120 @@ def test_learn_forget_and_sigkill_after_learn_keeps_the_update(smoke_models, tmp
     d2 = Daemon(served)
     stop_after.append(d2)
     assert d2.json("GET", "/healthz")[1]["bundle_id"] == learned["bundle_id"]
+
+
+# --- the learner's work -----------------------------------------------------------------------------
+
+
+def _learning_daemon(models: Path, tmp_path: Path, stop_after, *options) -> tuple[Daemon, dict]:
+    token = tmp_path / "token"
+    token.write_text("t0ken\n")
+    token.chmod(0o600)
+    d = Daemon(models, "--token-file", token, *options)
+    stop_after.append(d)
+    return d, {"Authorization": "Bearer t0ken"}
+
+
+def _new_message(i: int) -> bytes:
+    """A message no sample bundle was trained on (it keeps its examples: those would be "unchanged")."""
+    return b"Message-ID: <learner-%d@example.org>\nSubject: minutes %d\n\nthe budget review moved to room %d\n" % (i, i, i)
+
+
+def _read_bytes(pid: int) -> int:
+    """Bytes the process has read so far, files and sockets (``rchar`` of /proc/PID/io, all its threads)."""
+    return int(next(line for line in _proc_file(pid, "io").splitlines() if line.startswith("rchar:")).split()[1])
+
+
+def test_the_learner_keeps_its_bundle_and_loads_one_another_process_installed(smoke_models, tmp_path, stop_after):
+    import spamclf
+
+    served = tmp_path / "models"
+    copy_bundle(smoke_models, served)
+    original = spamclf.load(served).bundle.bundle_id
+    d, auth = _learning_daemon(served, tmp_path, stop_after)
+
+    def loads() -> list[str]:
+        return [e["bundle_id"] for e in d.events if e.get("event") == "learner_load"]
+
+    ids = []
+    for path, raw in [("/v1/learn?label=spam", _new_message(0)), ("/v1/learn?label=ham", _new_message(1)), ("/v1/forget", _new_message(1))]:
+        status, answer = d.json("POST", path, raw, auth)
+        assert status == 200, answer
+        ids.append(answer["bundle_id"])
+    assert len(set(ids)) == 3 and original not in ids  # three changes, three bundles saved
+    assert loads() == [original]  # read from disk once; the next changes built on what the learner held
+
+    copy_bundle(smoke_models, served, force=True)  # another process installs a bundle meanwhile
+    status, answer = d.json("POST", "/v1/learn?label=spam", _new_message(0), auth)
+    assert status == 200 and answer["learned"] == 1, answer  # learned anew: the installed bundle never had it
+    assert loads() == [original, original]
+    assert spamclf.load(served).bundle.bundle_id == answer["bundle_id"] == d.json("GET", "/healthz")[1]["bundle_id"]
+
+
+def test_a_change_that_changes_nothing_reloads_nothing(smoke_models, tmp_path, stop_after):
+    served = tmp_path / "models"
+    copy_bundle(smoke_models, served)
+    size = sum(f.stat().st_size for f in served.iterdir())
+    d, auth = _learning_daemon(served, tmp_path, stop_after)
+    status, learned = d.json("POST", "/v1/learn?label=spam", _new_message(0), auth)
+    assert status == 200 and learned["learned"] == 1, learned
+    # A change saved: the daemon reads and verifies the new bundle before it answers.
+    before = _read_bytes(d.pid)
+    status, moved = d.json("POST", "/v1/learn?label=ham", _new_message(0), auth)
+    assert status == 200 and moved["relabelled"] == 1
+    assert _read_bytes(d.pid) - before >= size * 0.9
+    # Nothing changed: the bundle on disk is the one it serves, and it reads none of it again.
+    for path, raw, said in [("/v1/learn?label=ham", _new_message(0), "unchanged"), ("/v1/forget", _new_message(9), "unknown")]:
+        before = _read_bytes(d.pid)
+        status, answer = d.json("POST", path, raw, auth)
+        assert status == 200 and answer[said] == 1 and answer["bundle_id"] == moved["bundle_id"], answer
+        assert _read_bytes(d.pid) - before < size / 10, (path, _read_bytes(d.pid) - before, size)
+    assert d.json("GET", "/healthz")[1]["bundle_id"] == moved["bundle_id"]
+
+
+def test_a_learn_past_the_limit_is_503_saying_it_may_still_be_applied(smoke_models, tmp_path, stop_after):
+    import spamclf
+    from spamclf.model.online import models_lock
+
+    served = tmp_path / "models"
+    copy_bundle(smoke_models, served)
+    d, auth = _learning_daemon(served, tmp_path, stop_after, "--learn-timeout", "2")
+    status, answer = d.json("POST", "/v1/learn?label=spam", _new_message(0), auth)
+    if status == 503:  # the learner's start (TensorFlow) alone can outlast 2 s on a busy machine
+        d.wait_for("learn_late", 120)
+    token = tmp_path / "token"
+
+    def late() -> list[dict]:
+        return [e for e in d.events if e.get("event") == "learn_late"]
+
+    seen = len(late())
+
+    with models_lock(served, 0):  # another writer holds the models directory: the learner waits for it
+        on_disk = spamclf.load(served).bundle.bundle_id
+        start = time.monotonic()
+        conn = d.connection(timeout=15)
+        status, answer = d.json("POST", "/v1/learn?label=spam", _new_message(1), auth, conn=conn)
+        took = time.monotonic() - start
+        conn.close()
+        assert status == 503 and 1.9 <= took < 10, (status, answer, took)
+        assert "limit of 2 s (--learn-timeout): it may still be applied; sending it again is safe" in answer["error"]
+        # The client that gives up first says the same of its own timeout.
+        proc = subprocess.run(
+            [sys.executable, "-m", "spamclf", "learn", "--server", d.url, "--spam", "--token-file", str(token), "--timeout", "1", "-"],
+            input=_new_message(2), capture_output=True, timeout=60,
+        )
+        assert proc.returncode == 3 and b"may still have been done" in proc.stderr, proc.stderr
+        assert spamclf.load(served).bundle.bundle_id == on_disk  # nothing saved while the lock is held
+    # Once the lock is free, the learner goes on: the change answered 503 is saved, and the log says so.
+    end = time.monotonic() + 60
+    while len(late()) <= seen:
+        assert time.monotonic() < end, "\n".join(d.lines)
+        time.sleep(0.1)
+    assert "learn saved after its client was answered" in late()[seen]["message"], late()
+    # Both changes are on disk (the learner takes changes in turn: these come after them).
+    for i in (1, 2):
+        status, answer = d.json("POST", "/v1/learn?label=spam", _new_message(i), auth)
+        assert status == 200 and answer["unchanged"] == 1, answer
 
 
 # --- what an admin may get wrong -------------------------------------------------------------------
