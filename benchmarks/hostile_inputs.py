@@ -24,8 +24,8 @@ from pathlib import Path
 from spamclf.mail.extract import extract
 from spamclf.mail.sources import iter_inputs
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-from test_hostile import HOSTILE, multipart  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "mail"))
+from test_hostile_inputs import HOSTILE, multipart  # noqa: E402
 
 LIMIT_S = 1.0
 READ_LIMIT_S = 10.0

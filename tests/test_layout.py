@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import importlib
+
+import pytest
 
 from conftest import ROOT
 
@@ -57,3 +60,10 @@ def test_every_stage_is_a_package_and_every_module_has_a_stage():
     for path in PACKAGE.rglob("*.py"):
         module = ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
         assert stage_of(module) in STAGES, f"{module} belongs to no stage"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py") if p.stem != "__init__"))
+def test_every_benchmark_imports(name):
+    """A benchmark that cannot even be imported (a test module it borrows cases from moved) fails here,
+    not the next time someone runs it."""
+    importlib.import_module(f"benchmarks.{name}")
