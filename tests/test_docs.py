@@ -46,5 +46,5 @@ def test_readme_links_lead_somewhere_and_it_stays_short():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for target in re.findall(r"\]\(([^)#]+)\)", readme):
         assert (ROOT / target).exists(), f"README links to {target}, which does not exist"
-    # a user's README: reference lives in docs/; learning and the daemon each show their everyday wiring
-    assert len(readme.encode()) <= 12_500
+    # a user's README of about 10 KB (issue 18): reference lives in docs/, results in benchmarks/README.md
+    assert len(readme.encode()) <= 10_240
