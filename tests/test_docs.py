@@ -1,4 +1,4 @@
-"""The documentation keeps up with the code: every command, option and config key is documented."""
+"""The documentation keeps up with the code: every command, option and config key is documented, every link leads somewhere."""
 
 from __future__ import annotations
 
@@ -42,9 +42,27 @@ def test_every_config_key_is_documented():
             assert f"`{key}`" in row, f"config key {section_name}.{key} is not documented in docs/configuration.md"
 
 
-def test_readme_links_lead_somewhere_and_it_stays_short():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for target in re.findall(r"\]\(([^)#]+)\)", readme):
-        assert (ROOT / target).exists(), f"README links to {target}, which does not exist"
+def anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+PAGES = [ROOT / "README.md", ROOT / "benchmarks" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_link_leads_somewhere(page):
+    for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+        if re.match(r"[a-z]+:", target):
+            continue  # http:, https:, mailto:
+        path, _, fragment = target.partition("#")
+        dest = (page.parent / path) if path else page
+        assert dest.exists(), f"{page.name} links to {target}, which does not exist"
+        if fragment:
+            headings = re.findall(r"^#+ (.*)$", dest.read_text(encoding="utf-8"), re.M)
+            assert fragment in {anchor(h) for h in headings}, f"{page.name} links to {target}: no such heading"
+
+
+def test_readme_stays_short():
     # a user's README of about 10 KB (issue 18): reference lives in docs/, results in benchmarks/README.md
-    assert len(readme.encode()) <= 10_240
+    assert len((ROOT / "README.md").read_bytes()) <= 10_240
