@@ -109,7 +109,7 @@ _TERMS = re.compile(r"(?:\w+(?: \w+)*\n)*")
 JSON_MAX_BYTES = MAX_CONFIG_BYTES  # manifest, config, metadata, history
 PNG_MAX_BYTES = 16 << 20
 UNBOUNDED_VOCAB_MAX_BYTES = 1 << 30  # vocabulary.json when features.max_features is null
-STORE_MAX_BYTES = 1 << 30  # store.npz, store.json: learn.max_store_messages bounds them well below
+STORE_MAX_BYTES = 1 << 30  # store.npz, store.json: about half a million learned messages at the corpus's 1.8 KB each
 _MEMBER_SLACK = 1 << 16  # a zip entry and an .npy header around each array
 _READ_TRIES = 10  # times a folder replaced while it is read is read again
 

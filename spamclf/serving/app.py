@@ -129,8 +129,6 @@ def create_app(engine: scoring.Engine, settings: Settings, log) -> Starlette:
         raw = b"".join(chunks)
         if not raw:
             raise Refused(400, "the body is empty: send one raw mail message", "empty")
-        if b"\x00" in raw:
-            raise Refused(400, "the body is binary (it holds NUL bytes), not a mail message", "binary")
         return raw
 
     async def run_scoring(deadline: float, fn, *args):
