@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import itertools
 import sys
 from contextlib import contextmanager
 
@@ -30,31 +31,39 @@ _BATCH = (
 )
 
 
-def batches(x: sp.csr_matrix, y: np.ndarray, batch_size: int, rng: np.random.Generator | None = None, steps: int | None = None):
-    """``x``'s rows as sparse batches ``((indices, values, n_rows), labels)``: a dataset Keras reads once per epoch.
+def batches(x: sp.csr_matrix, y: np.ndarray, batch_size: int, rng: np.random.Generator | None = None, steps: int | None = None, passes: int | None = 1):
+    """``x``'s rows as sparse batches ``((indices, values, n_rows), labels)``, ``passes`` passes over them (None: endless).
 
     With ``rng``, every pass draws a new permutation of the rows and each batch holds its rows in
-    order; without, the rows in order. ``steps`` batches a pass (default: enough for every row);
+    order; without, the rows in order. ``steps`` batches a pass (default: ``steps_per_pass``);
     those past the last row are empty, which lets Ray's replicas run the same number of steps.
+    Training reads endless passes, one an epoch (``fit``'s ``steps_per_epoch=steps``): Keras then
+    keeps one iterator for every epoch, where a new one each epoch cost more than a step.
     A generator rather than a ``keras.utils.PyDataset``: Keras takes a PyDataset's shapes from its
     first batches, and would fix the batch size that the last, shorter batch then breaks.
     """
     n = x.shape[0]
-    steps = -(-n // batch_size) if steps is None else steps
+    steps = steps_per_pass(n, batch_size) if steps is None else steps
 
-    def one_pass():
-        order = rng.permutation(n) if rng is not None else np.arange(n)
-        for step in range(steps):
-            rows = np.sort(order[step * batch_size : (step + 1) * batch_size])
-            indices, values = _rows(x, rows)
-            yield (indices, values, np.int64(len(rows))), y[rows]
+    def every_pass():
+        for _ in range(passes) if passes is not None else itertools.count():
+            order = rng.permutation(n) if rng is not None else np.arange(n)
+            for step in range(steps):
+                rows = np.sort(order[step * batch_size : (step + 1) * batch_size])
+                indices, values = _rows(x, rows)
+                yield (indices, values, np.int64(len(rows))), y[rows]
 
     options = tf.data.Options()
     # Nothing to tune in one generator; the tuning thread held up each epoch's end, its iterator's
     # deletion waiting for the thread to stop.
     options.autotune.enabled = False
-    dataset = tf.data.Dataset.from_generator(one_pass, output_signature=_BATCH).with_options(options)
-    return dataset.apply(tf.data.experimental.assert_cardinality(steps))
+    dataset = tf.data.Dataset.from_generator(every_pass, output_signature=_BATCH).with_options(options)
+    return dataset.apply(tf.data.experimental.assert_cardinality(steps * passes if passes is not None else tf.data.INFINITE_CARDINALITY))
+
+
+def steps_per_pass(n_rows: int, batch_size: int) -> int:
+    """Batches of ``batch_size`` rows that hold ``n_rows`` rows: the last one may be shorter."""
+    return -(-n_rows // batch_size)
 
 
 def csr_matmul(indices, values, dense_shape, kernel):

@@ -173,8 +173,10 @@ def fit(
         seed_everything(tr["seed"])
         model = build_model(x_train.shape[1], md["units"], md["dropout"], md["l2"], tr["learning_rate"])
         training = fitting.training_model(model, config, class_weights(y_train, tr["class_weight"]), tr["seed"])
+        batch_size = batch_size_for(x_train.shape[0], tr)
         result = training.fit(
-            fitting.batches(x_train, y_train, batch_size_for(x_train.shape[0], tr), np.random.default_rng(tr["seed"])),
+            fitting.batches(x_train, y_train, batch_size, np.random.default_rng(tr["seed"]), passes=None),
+            steps_per_epoch=fitting.steps_per_pass(x_train.shape[0], batch_size),
             validation_data=fitting.batches(x_val, y_val, fitting.VALIDATION_BATCH),
             epochs=tr["epochs"],
             verbose=0,

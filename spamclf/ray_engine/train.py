@@ -361,8 +361,9 @@ def _replica_fit(strategy, rank: int, world: int, fit_rows, val_rows, loop: dict
         sizes = _all_sum(strategy, tf, np.where(np.arange(world) == rank, [[x.shape[0]], [x_val.shape[0]]], 0.0))
         local_batch = -(-batch_size_for(int(sizes[0].sum()), tr) // world)  # the global batch local training would use
         rng = np.random.default_rng(tr["seed"] + 1000 * (rank + 1))
-        train_batches = fitting.batches(x, y, local_batch, rng, steps=-(-int(sizes[0].max()) // local_batch))
-        val_steps = max(1, -(-int(sizes[1].max()) // fitting.VALIDATION_BATCH))
+        steps = fitting.steps_per_pass(int(sizes[0].max()), local_batch)
+        val_steps = max(1, fitting.steps_per_pass(int(sizes[1].max()), fitting.VALIDATION_BATCH))
+        train_batches = fitting.batches(x, y, local_batch, rng, steps=steps, passes=None)
         val_batches = fitting.batches(x_val, y_val, fitting.VALIDATION_BATCH, steps=val_steps)
 
         def report_epoch(epoch, logs):
@@ -371,6 +372,7 @@ def _replica_fit(strategy, rank: int, world: int, fit_rows, val_rows, loop: dict
 
         result = training.fit(
             strategy.distribute_datasets_from_function(lambda _: train_batches),
+            steps_per_epoch=steps,
             validation_data=strategy.distribute_datasets_from_function(lambda _: val_batches),
             epochs=tr["epochs"],
             verbose=0,

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from click.testing import CliRunner
 
 from spamclf.cli import main
@@ -72,6 +73,39 @@ def test_fit_is_keras_fit_with_the_callbacks_a_config_and_a_caller_add(split, tm
         assert [float(r[key]) for r in rows] == pytest.approx(values, rel=1e-6)
     assert list((board / "train").glob("events.out.tfevents.*")) and list((board / "validation").glob("events.out.tfevents.*"))
     assert all(type(layer) in (keras.layers.Dense, keras.layers.Dropout) for layer in model.layers)  # what is saved
+
+
+def test_passes_are_what_a_single_pass_gives_again_and_again_and_none_is_endless():
+    from spamclf.model import fitting
+
+    x = sp.random(11, 30, density=0.3, format="csr", dtype=np.float32, random_state=1)
+    y = (np.arange(11) % 2).astype(np.float32)
+    once = fitting.batches(x, y, 4, np.random.default_rng(3))
+    again = [batch for _ in range(3) for batch in once]  # Keras' way without steps_per_epoch: a new iterator an epoch
+    passes = list(fitting.batches(x, y, 4, np.random.default_rng(3), passes=3))
+    assert len(passes) == len(again) == 3 * fitting.steps_per_pass(11, 4)
+    for (got, labels), (want, want_labels) in zip(passes, again):
+        for a, b in zip([*got, labels], [*want, want_labels]):
+            assert np.array_equal(a.numpy(), b.numpy())
+    assert not np.array_equal(passes[0][1].numpy(), passes[3][1].numpy())  # a new order each pass
+    endless = fitting.batches(x, y, 4, np.random.default_rng(3), passes=None)
+    assert endless.cardinality() == fitting.tf.data.INFINITE_CARDINALITY
+    for (got, labels), (want, want_labels) in zip(endless.take(len(again)), again):
+        assert np.array_equal(got[0].numpy(), want[0].numpy()) and np.array_equal(labels.numpy(), want_labels.numpy())
+
+
+def test_training_reads_one_iterator_for_every_epoch(split, monkeypatch):
+    # Keras made a new iterator of the training batches each epoch, restarting their generator:
+    # the cost of a few steps, every epoch.
+    from spamclf.model import fitting
+
+    cfg, x_fit, y_fit, x_val, y_val = split
+    made, started, original, iterate = [], [], fitting.batches, fitting.tf.data.Dataset.__iter__
+    monkeypatch.setattr(fitting, "batches", lambda *a, **k: made.append(original(*a, **k)) or made[-1])
+    monkeypatch.setattr(fitting.tf.data.Dataset, "__iter__", lambda self: started.append(self) or iterate(self))
+    fit(x_fit, y_fit, x_val, y_val, cfg, progress=False)
+    training = made[0]
+    assert sum(dataset is training for dataset in started) == 1 and cfg["train"]["epochs"] == 3
 
 
 def test_tensorboard_logs_without_tensorboard_installed_are_a_one_line_error(split, tmp_path, sample, smoke_config):
