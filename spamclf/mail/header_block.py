@@ -28,8 +28,12 @@ def line_ending(raw: bytes) -> bytes:
 
 
 # An empty line, at the start or after a line end. A lone CR that ends the message counts: the line
-# end we add after it would make it one, with our headers past the block.
-_EMPTY_LINE = {b"\n": re.compile(rb"(?<![^\n])\r?(?:\n|\Z)"), b"\r": re.compile(rb"(?<![^\r])\r")}
+# end we add after it would make it one, with our headers past the block. With LF line ends it is
+# looked for as the line end before it and then itself: a pattern that starts with a byte is found
+# by a fast scan, where a look-behind would be tried at every offset of the message.
+_EMPTY_FIRST_LINE = re.compile(rb"\r?(?:\n|\Z)")
+_EMPTY_LINE_AFTER_LF = re.compile(rb"\n(\r?(?:\n|\Z))")
+_EMPTY_LINE_CR = re.compile(rb"(?<![^\r])\r")
 
 
 def header_end(raw: bytes) -> int:
@@ -38,8 +42,13 @@ def header_end(raw: bytes) -> int:
     Every line before it is header, as procmail and maildrop read it: a line that is not a field
     does not end the block (a leading mbox ``From `` line is one of them).
     """
-    found = _EMPTY_LINE[line_ending(raw)[-1:]].search(raw)
-    return found.start() if found else len(raw)
+    if line_ending(raw) == b"\r":
+        found = _EMPTY_LINE_CR.search(raw)
+        return found.start() if found else len(raw)
+    if _EMPTY_FIRST_LINE.match(raw):
+        return 0
+    found = _EMPTY_LINE_AFTER_LF.search(raw)
+    return found.start(1) if found else len(raw)
 
 
 def rename_forged(header: bytes, prefix: str) -> bytes:

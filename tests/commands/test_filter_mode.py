@@ -276,6 +276,16 @@ def test_header_end(raw, cut):
     assert header_end(raw) == cut
 
 
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"a", b":", b" "]), max_size=14).map(b"".join))
+def test_header_end_is_the_first_empty_line_on_any_line_ends(raw):
+    # The definition, as one regular expression: an empty line starts the message or follows a line
+    # end (LF; with no LF anywhere, CR); a lone line-end CR at the message's end counts.
+    definition = {b"\n": rb"(?<![^\n])\r?(?:\n|\Z)", b"\r": rb"(?<![^\r])\r"}
+    found = re.search(definition[line_ending(raw)[-1:]], raw)
+    assert header_end(raw) == (found.start() if found else len(raw))
+
+
 def test_a_message_without_an_empty_line_is_all_header():
     # procmail and maildrop read all of it as header: ours go at its end, where they read them.
     out = add_headers(b"just some text\nX-Spam-Flag: NO\n", [("X-Spam-Flag", "YES")])
