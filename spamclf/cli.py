@@ -16,6 +16,9 @@ import sys
 # Set before NumPy loads OpenBLAS: scoring's small dense products gain nothing from BLAS threads,
 # which spin on the cores the extraction workers need.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Read when NumPy loads: it asks the kernel for huge pages for every large array, and faulting them
+# in stalled saving a trained bundle (the first kernel's copies) for most of a second, in bursts.
+os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 import click  # noqa: E402
 

@@ -125,6 +125,16 @@ def test_scoring_through_the_python_api_runs_blas_on_one_thread_and_leaves_the_c
     assert out.stdout.split() == ["2", "True", "[1]"]
 
 
+def test_the_program_runs_numpy_without_huge_pages_unless_the_environment_asks():
+    # NumPy's huge pages for large arrays: faulting them in stalled saving a bundle after training.
+    code = "import spamclf.cli, numpy; print(numpy._core.multiarray._set_madvise_hugepage(True))"
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    for setting, used in ((None, "False"), ("1", "True")):
+        run_env = env if setting is None else {**env, "NUMPY_MADVISE_HUGEPAGE": setting}
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=run_env)
+        assert proc.returncode == 0 and proc.stdout.strip() == used, proc.stderr[-2000:]
+
+
 def test_keras_loads_without_scikit_learn_matplotlib_and_pandas_which_stay_importable():
     code = (
         "import sys\nfrom spamclf.model.network import import_keras\nimport_keras()\n"
