@@ -31,13 +31,13 @@ _BATCH = (
 )
 
 
-def batches(x: sp.csr_matrix, y: np.ndarray, batch_size: int, rng: np.random.Generator | None = None, steps: int | None = None, passes: int | None = 1):
-    """``x``'s rows as sparse batches ``((indices, values, n_rows), labels)``, ``passes`` passes over them (None: endless).
+def batches(x: sp.csr_matrix, y: np.ndarray, batch_size: int, rng: np.random.Generator | None = None, steps: int | None = None, endless: bool = False):
+    """``x``'s rows as sparse batches ``((indices, values, n_rows), labels)``: one pass over them, or with ``endless`` pass after pass.
 
     With ``rng``, every pass draws a new permutation of the rows and each batch holds its rows in
     order; without, the rows in order. ``steps`` batches a pass (default: ``steps_per_pass``);
     those past the last row are empty, which lets Ray's replicas run the same number of steps.
-    Training reads endless passes, one an epoch (``fit``'s ``steps_per_epoch=steps``): Keras then
+    Training reads them endless, a pass an epoch (``fit``'s ``steps_per_epoch=steps``): Keras then
     keeps one iterator for every epoch, where a new one each epoch cost more than a step.
     A generator rather than a ``keras.utils.PyDataset``: Keras takes a PyDataset's shapes from its
     first batches, and would fix the batch size that the last, shorter batch then breaks.
@@ -46,7 +46,7 @@ def batches(x: sp.csr_matrix, y: np.ndarray, batch_size: int, rng: np.random.Gen
     steps = steps_per_pass(n, batch_size) if steps is None else steps
 
     def every_pass():
-        for _ in range(passes) if passes is not None else itertools.count():
+        for _ in itertools.count() if endless else range(1):
             order = rng.permutation(n) if rng is not None else np.arange(n)
             for step in range(steps):
                 rows = np.sort(order[step * batch_size : (step + 1) * batch_size])
@@ -58,7 +58,7 @@ def batches(x: sp.csr_matrix, y: np.ndarray, batch_size: int, rng: np.random.Gen
     # deletion waiting for the thread to stop.
     options.autotune.enabled = False
     dataset = tf.data.Dataset.from_generator(every_pass, output_signature=_BATCH).with_options(options)
-    return dataset.apply(tf.data.experimental.assert_cardinality(steps * passes if passes is not None else tf.data.INFINITE_CARDINALITY))
+    return dataset.apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY if endless else steps))
 
 
 def steps_per_pass(n_rows: int, batch_size: int) -> int:

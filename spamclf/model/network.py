@@ -175,7 +175,7 @@ def fit(
         training = fitting.training_model(model, config, class_weights(y_train, tr["class_weight"]), tr["seed"])
         batch_size = batch_size_for(x_train.shape[0], tr)
         result = training.fit(
-            fitting.batches(x_train, y_train, batch_size, np.random.default_rng(tr["seed"]), passes=None),
+            fitting.batches(x_train, y_train, batch_size, np.random.default_rng(tr["seed"]), endless=True),
             steps_per_epoch=fitting.steps_per_pass(x_train.shape[0], batch_size),
             validation_data=fitting.batches(x_val, y_val, fitting.VALIDATION_BATCH),
             epochs=tr["epochs"],

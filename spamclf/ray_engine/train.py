@@ -363,7 +363,7 @@ def _replica_fit(strategy, rank: int, world: int, fit_rows, val_rows, loop: dict
         rng = np.random.default_rng(tr["seed"] + 1000 * (rank + 1))
         steps = fitting.steps_per_pass(int(sizes[0].max()), local_batch)
         val_steps = max(1, fitting.steps_per_pass(int(sizes[1].max()), fitting.VALIDATION_BATCH))
-        train_batches = fitting.batches(x, y, local_batch, rng, steps=steps, passes=None)
+        train_batches = fitting.batches(x, y, local_batch, rng, steps=steps, endless=True)
         val_batches = fitting.batches(x_val, y_val, fitting.VALIDATION_BATCH, steps=val_steps)
 
         def report_epoch(epoch, logs):
